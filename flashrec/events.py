@@ -1,0 +1,205 @@
+"""The versioned event model: what a storefront and a catalog may send us.
+
+Every engine (gateway, Spark, Flink, loaders) parses through ``parse_event`` so that a
+payload is accepted or rejected the same way everywhere. A rejection always carries a
+reason that names the field, plus the raw payload, so that nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+#: Event types a storefront sends about a shopper.
+STOREFRONT_EVENT_TYPES = ("view", "click", "add_to_cart", "remove_from_cart", "purchase")
+#: Event types the catalog sends about an item.
+CATALOG_EVENT_TYPES = ("item_created", "price_change", "stock_change")
+
+
+class Device(StrEnum):
+    DESKTOP = "desktop"
+    MOBILE = "mobile"
+    TABLET = "tablet"
+    APP = "app"
+    OTHER = "other"
+
+
+def _require_utc(value: datetime) -> datetime:
+    """Naive times are ambiguous across storefront regions: refuse them, store UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must include a timezone (e.g. 2026-11-24T10:00:00Z)")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Identifier
+    event_time: UtcDatetime
+    item_id: Identifier
+
+    def to_json(self) -> str:
+        """Compact JSON, the wire and lake format (round-trips through ``parse_event``)."""
+        return self.model_dump_json(exclude_none=False)
+
+
+class StorefrontEvent(_EventBase):
+    """A shopper's action. ``user_id`` is None for anonymous shoppers."""
+
+    event_type: Literal["view", "click", "add_to_cart", "remove_from_cart", "purchase"]
+    user_id: Identifier | None = None
+    session_id: Identifier
+    price: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    device: Device = Device.OTHER
+    referrer: Label = "direct"
+
+    @model_validator(mode="after")
+    def _money_events_need_a_price(self) -> StorefrontEvent:
+        if self.event_type in ("add_to_cart", "purchase") and self.price is None:
+            raise ValueError(f"price is required for {self.event_type} events")
+        return self
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+
+class CatalogEvent(_EventBase):
+    """An item's lifecycle: created, re-priced, restocked or sold down.
+
+    ``stock_level`` is the stock *after* the change (absolute, so replays are idempotent).
+    """
+
+    event_type: Literal["item_created", "price_change", "stock_change"]
+    category: Label | None = None
+    brand: Label | None = None
+    price: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    stock_level: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _required_per_type(self) -> CatalogEvent:
+        required = {
+            "item_created": ("category", "brand", "price", "stock_level"),
+            "price_change": ("price",),
+            "stock_change": ("stock_level",),
+        }[self.event_type]
+        missing = [name for name in required if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"{self.event_type} events require {', '.join(missing)}")
+        return self
+
+
+Event = Annotated[StorefrontEvent | CatalogEvent, Field(discriminator="event_type")]
+_EVENT_ADAPTER: TypeAdapter[StorefrontEvent | CatalogEvent] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a payload was refused; ``raw`` is kept verbatim for the dead-letter record."""
+
+    reason: str
+    field: str | None
+    raw: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "field": self.field, "raw": self.raw}
+
+
+def _raw_text(payload: str | bytes | Mapping[str, Any]) -> str:
+    if isinstance(payload, bytes):
+        return payload.decode("utf-8", errors="replace")
+    if isinstance(payload, str):
+        return payload
+    try:
+        return json.dumps(payload, default=str, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return repr(payload)
+
+
+def _describe(error: ValidationError) -> tuple[str, str | None]:
+    """Turn pydantic's errors into one readable reason naming the field(s)."""
+    parts: list[str] = []
+    first_field: str | None = None
+    for item in error.errors(include_url=False):
+        loc = [str(p) for p in item["loc"] if not str(p) in ("StorefrontEvent", "CatalogEvent")]
+        loc = [p for p in loc if p not in STOREFRONT_EVENT_TYPES + CATALOG_EVENT_TYPES]
+        name = ".".join(loc) if loc else None
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "union_tag_invalid":
+            name = "event_type"
+            msg = f"must be one of {', '.join(STOREFRONT_EVENT_TYPES + CATALOG_EVENT_TYPES)}"
+        elif item["type"] == "union_tag_not_found":
+            name = "event_type"
+            msg = "is required"
+        elif item["type"] == "extra_forbidden":
+            msg = "is not a known field"
+        first_field = first_field or name
+        parts.append(f"{name}: {msg}" if name else msg)
+    return "; ".join(parts), first_field
+
+
+def parse_event(
+    payload: str | bytes | Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+    max_future_skew: timedelta = timedelta(minutes=5),
+    max_bytes: int = 8192,
+) -> StorefrontEvent | CatalogEvent | Rejection:
+    """Validate one payload into an event, or say precisely why not.
+
+    ``now`` enables the future-dated check (a clock more than ``max_future_skew`` ahead
+    of ours is a bug upstream, and would poison time windows); batch replays of
+    history pass ``now=None``.
+    """
+    raw = _raw_text(payload)
+    if len(raw.encode("utf-8")) > max_bytes:
+        return Rejection(f"payload: larger than {max_bytes} bytes", "payload", raw[:max_bytes])
+    if isinstance(payload, Mapping):
+        data: Any = dict(payload)
+    else:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            return Rejection(f"payload: not valid JSON ({exc.msg} at char {exc.pos})", "payload", raw)
+    if not isinstance(data, dict):
+        return Rejection("payload: must be a JSON object", "payload", raw)
+    try:
+        event = _EVENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        reason, name = _describe(exc)
+        return Rejection(reason, name, raw)
+    if now is not None and event.event_time > now.astimezone(UTC) + max_future_skew:
+        return Rejection(
+            f"event_time: {event.event_time.isoformat()} is in the future "
+            f"(more than {max_future_skew.total_seconds():.0f}s ahead of {now.isoformat()})",
+            "event_time",
+            raw,
+        )
+    return event
+
+
+def is_rejection(result: object) -> bool:
+    return isinstance(result, Rejection)
