@@ -32,6 +32,9 @@ STOREFRONT_EVENT_TYPES = ("view", "click", "add_to_cart", "remove_from_cart", "p
 CATALOG_EVENT_TYPES = ("item_created", "price_change", "stock_change")
 
 
+_EVENT_TYPES = frozenset(STOREFRONT_EVENT_TYPES + CATALOG_EVENT_TYPES)
+
+
 class Device(StrEnum):
     DESKTOP = "desktop"
     MOBILE = "mobile"
@@ -50,6 +53,14 @@ def _require_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class FieldError(ValueError):
+    """A cross-field rule broken by one named field (so the reason can name it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _EventBase(BaseModel):
@@ -79,7 +90,7 @@ class StorefrontEvent(_EventBase):
     @model_validator(mode="after")
     def _money_events_need_a_price(self) -> StorefrontEvent:
         if self.event_type in ("add_to_cart", "purchase") and self.price is None:
-            raise ValueError(f"price is required for {self.event_type} events")
+            raise FieldError("price", f"is required for {self.event_type} events")
         return self
 
     @property
@@ -108,7 +119,10 @@ class CatalogEvent(_EventBase):
         }[self.event_type]
         missing = [name for name in required if getattr(self, name) is None]
         if missing:
-            raise ValueError(f"{self.event_type} events require {', '.join(missing)}")
+            raise FieldError(
+                missing[0],
+                f"is required for {self.event_type} events ({', '.join(missing)} missing)",
+            )
         return self
 
 
@@ -144,10 +158,13 @@ def _describe(error: ValidationError) -> tuple[str, str | None]:
     parts: list[str] = []
     first_field: str | None = None
     for item in error.errors(include_url=False):
-        loc = [str(p) for p in item["loc"] if not str(p) in ("StorefrontEvent", "CatalogEvent")]
-        loc = [p for p in loc if p not in STOREFRONT_EVENT_TYPES + CATALOG_EVENT_TYPES]
+        # Drop the union's tag from the location: ("view", "price") -> "price".
+        loc = [str(p) for p in item["loc"] if str(p) not in _EVENT_TYPES]
         name = ".".join(loc) if loc else None
         msg = item["msg"].removeprefix("Value error, ")
+        cause = item.get("ctx", {}).get("error")
+        if isinstance(cause, FieldError):
+            name, msg = cause.field, str(cause)
         if item["type"] == "union_tag_invalid":
             name = "event_type"
             msg = f"must be one of {', '.join(STOREFRONT_EVENT_TYPES + CATALOG_EVENT_TYPES)}"
@@ -183,7 +200,9 @@ def parse_event(
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            return Rejection(f"payload: not valid JSON ({exc.msg} at char {exc.pos})", "payload", raw)
+            return Rejection(
+                f"payload: not valid JSON ({exc.msg} at char {exc.pos})", "payload", raw
+            )
     if not isinstance(data, dict):
         return Rejection("payload: must be a JSON object", "payload", raw)
     try:

@@ -53,7 +53,9 @@ class Settings:
     """Resolved configuration; build with ``Settings.from_env()``."""
 
     var_dir: Path = field(default_factory=_var_dir)
-    lake_dir: Path = field(default_factory=lambda: _env_path("FLASHREC_LAKE_DIR", _var_dir() / "lake"))
+    lake_dir: Path = field(
+        default_factory=lambda: _env_path("FLASHREC_LAKE_DIR", _var_dir() / "lake")
+    )
     landing_dir: Path = field(
         default_factory=lambda: _env_path("FLASHREC_LANDING_DIR", _var_dir() / "landing")
     )
@@ -61,17 +63,25 @@ class Settings:
         default_factory=lambda: _env_path("FLASHREC_ARTIFACTS_DIR", _var_dir() / "artifacts")
     )
     shared_data_dir: Path = field(
-        default_factory=lambda: _env_path("FLASHREC_SHARED_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data")
+        default_factory=lambda: _env_path(
+            "FLASHREC_SHARED_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"
+        )
     )
     redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    events_stream: str = field(default_factory=lambda: _env("FLASHREC_EVENTS_STREAM", "flashrec:events"))
+    events_stream: str = field(
+        default_factory=lambda: _env("FLASHREC_EVENTS_STREAM", "flashrec:events")
+    )
     deadletter_stream: str = field(
         default_factory=lambda: _env("FLASHREC_DEADLETTER_STREAM", "flashrec:deadletter")
     )
-    rescore_stream: str = field(default_factory=lambda: _env("FLASHREC_RESCORE_STREAM", "flashrec:rescore"))
+    rescore_stream: str = field(
+        default_factory=lambda: _env("FLASHREC_RESCORE_STREAM", "flashrec:rescore")
+    )
     seed: int = field(default_factory=lambda: _env_int("FLASHREC_SEED", 42))
     spark_master: str = field(default_factory=lambda: _env("FLASHREC_SPARK_MASTER", "local[2]"))
-    spark_driver_memory: str = field(default_factory=lambda: _env("FLASHREC_SPARK_DRIVER_MEMORY", "2g"))
+    spark_driver_memory: str = field(
+        default_factory=lambda: _env("FLASHREC_SPARK_DRIVER_MEMORY", "2g")
+    )
     spark_shuffle_partitions: int = field(
         default_factory=lambda: _env_int("FLASHREC_SPARK_SHUFFLE_PARTITIONS", 4)
     )
@@ -92,7 +102,9 @@ class Settings:
     sim_sessions_per_day: int = field(
         default_factory=lambda: _env_int("FLASHREC_SIM_SESSIONS_PER_DAY", 1500)
     )
-    sim_start_date: str = field(default_factory=lambda: _env("FLASHREC_SIM_START_DATE", "2026-11-20"))
+    sim_start_date: str = field(
+        default_factory=lambda: _env("FLASHREC_SIM_START_DATE", "2026-11-20")
+    )
 
     def __post_init__(self) -> None:
         if self.lake_writer not in {"delta-rs", "delta-spark"}:
