@@ -1,133 +1,246 @@
 """One place where configuration enters the project.
 
-Every knob is an environment variable with a default that runs on one machine
-(local Redis, local Spark, Flink mini-cluster, files under var/). Nothing else in the
-project reads the environment; pass a ``Settings`` around instead. Each variable is
-documented in README.md ("Configuration").
+Every knob is an environment variable with a default that runs on one machine (local
+Redis, local Spark, Flink mini-cluster, files under var/). Nothing else in the project
+reads the environment: build ``Settings.from_env()`` once and pass it around. The table
+``SETTINGS`` below is the single source of truth; README.md documents every entry and a
+test keeps the two in step.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its field name, default and meaning."""
+
+    field: str
+    env: str
+    default: Callable[[dict[str, Any]], Any] | Any
+    parse: Callable[[str], Any]
+    doc: str
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from exc
-
-
-def _env_path(name: str, default: Path) -> Path:
-    raw = os.environ.get(name)
-    return Path(raw).expanduser().resolve() if raw else default
-
-
-def _var_dir() -> Path:
-    return _env_path("FLASHREC_VAR_DIR", PROJECT_ROOT / "var")
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "var_dir",
+        "FLASHREC_VAR_DIR",
+        PROJECT_ROOT / "var",
+        _path,
+        "Working data (lake, landing files, artifacts, Dagster home, Redis data).",
+    ),
+    Setting(
+        "lake_dir",
+        "FLASHREC_LAKE_DIR",
+        lambda s: s["var_dir"] / "lake",
+        _path,
+        "Root of the Delta Lake tables (bronze/, silver/, gold/).",
+    ),
+    Setting(
+        "landing_dir",
+        "FLASHREC_LANDING_DIR",
+        lambda s: s["var_dir"] / "landing",
+        _path,
+        "Raw event files waiting for ingestion: <source>/dt=YYYY-MM-DD/*.jsonl.",
+    ),
+    Setting(
+        "artifacts_dir",
+        "FLASHREC_ARTIFACTS_DIR",
+        lambda s: s["var_dir"] / "artifacts",
+        _path,
+        "Model artifacts, reports and plots.",
+    ),
+    Setting(
+        "shared_data_dir",
+        "FLASHREC_SHARED_DATA_DIR",
+        PROJECT_ROOT.parent / "shared" / "data",
+        _path,
+        "Folder holding real datasets (diginetica/, diginetica_raw/).",
+    ),
+    Setting(
+        "redis_url",
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        str,
+        "Redis for the event log, online features and the serving cache.",
+    ),
+    Setting(
+        "events_stream",
+        "FLASHREC_EVENTS_STREAM",
+        "flashrec:events",
+        str,
+        "Event log stream of validated events.",
+    ),
+    Setting(
+        "deadletter_stream",
+        "FLASHREC_DEADLETTER_STREAM",
+        "flashrec:deadletter",
+        str,
+        "Dead-letter stream: rejected payloads with reason and time.",
+    ),
+    Setting(
+        "rescore_stream",
+        "FLASHREC_RESCORE_STREAM",
+        "flashrec:rescore",
+        str,
+        "Signals (user, reason) that a shopper's list must be recomputed.",
+    ),
+    Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
+    Setting(
+        "spark_master",
+        "FLASHREC_SPARK_MASTER",
+        "local[2]",
+        str,
+        "Spark master URL (local[N] or spark://host:7077).",
+    ),
+    Setting(
+        "spark_driver_memory",
+        "FLASHREC_SPARK_DRIVER_MEMORY",
+        "2g",
+        str,
+        "Spark driver memory (set before the session starts).",
+    ),
+    Setting(
+        "spark_shuffle_partitions",
+        "FLASHREC_SPARK_SHUFFLE_PARTITIONS",
+        4,
+        int,
+        "spark.sql.shuffle.partitions; small data wants few.",
+    ),
+    Setting(
+        "lake_writer",
+        "FLASHREC_LAKE_WRITER",
+        "delta-rs",
+        str,
+        "How Delta commits are made: 'delta-rs' (default, no JVM jars needed) or "
+        "'delta-spark' (clusters that have the Delta jars).",
+    ),
+    Setting(
+        "allowed_lateness_days",
+        "FLASHREC_ALLOWED_LATENESS_DAYS",
+        1,
+        int,
+        "How many days after its event day a late event is still folded into silver.",
+    ),
+    Setting(
+        "max_future_skew_s",
+        "FLASHREC_MAX_FUTURE_SKEW_S",
+        300.0,
+        float,
+        "Events stamped further than this ahead of ingestion time are rejected.",
+    ),
+    Setting(
+        "max_event_bytes",
+        "FLASHREC_MAX_EVENT_BYTES",
+        8192,
+        int,
+        "Payloads larger than this are rejected.",
+    ),
+    Setting(
+        "session_gap_minutes",
+        "FLASHREC_SESSION_GAP_MINUTES",
+        30,
+        int,
+        "Inactivity gap that starts a new visit when sessionizing.",
+    ),
+    Setting("sim_users", "FLASHREC_SIM_USERS", 2000, int, "Simulator: shoppers."),
+    Setting("sim_items", "FLASHREC_SIM_ITEMS", 500, int, "Simulator: catalog size."),
+    Setting("sim_days", "FLASHREC_SIM_DAYS", 3, int, "Simulator: days of history."),
+    Setting(
+        "sim_sessions_per_day",
+        "FLASHREC_SIM_SESSIONS_PER_DAY",
+        1500,
+        int,
+        "Simulator: sessions per ordinary day (the flash sale multiplies it).",
+    ),
+    Setting(
+        "sim_start_date",
+        "FLASHREC_SIM_START_DATE",
+        "2026-11-20",
+        str,
+        "Simulator: first day of history (YYYY-MM-DD).",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration; build with ``Settings.from_env()``."""
 
-    var_dir: Path = field(default_factory=_var_dir)
-    lake_dir: Path = field(
-        default_factory=lambda: _env_path("FLASHREC_LAKE_DIR", _var_dir() / "lake")
-    )
-    landing_dir: Path = field(
-        default_factory=lambda: _env_path("FLASHREC_LANDING_DIR", _var_dir() / "landing")
-    )
-    artifacts_dir: Path = field(
-        default_factory=lambda: _env_path("FLASHREC_ARTIFACTS_DIR", _var_dir() / "artifacts")
-    )
-    shared_data_dir: Path = field(
-        default_factory=lambda: _env_path(
-            "FLASHREC_SHARED_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"
-        )
-    )
-    redis_url: str = field(default_factory=lambda: _env("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    events_stream: str = field(
-        default_factory=lambda: _env("FLASHREC_EVENTS_STREAM", "flashrec:events")
-    )
-    deadletter_stream: str = field(
-        default_factory=lambda: _env("FLASHREC_DEADLETTER_STREAM", "flashrec:deadletter")
-    )
-    rescore_stream: str = field(
-        default_factory=lambda: _env("FLASHREC_RESCORE_STREAM", "flashrec:rescore")
-    )
-    seed: int = field(default_factory=lambda: _env_int("FLASHREC_SEED", 42))
-    spark_master: str = field(default_factory=lambda: _env("FLASHREC_SPARK_MASTER", "local[2]"))
-    spark_driver_memory: str = field(
-        default_factory=lambda: _env("FLASHREC_SPARK_DRIVER_MEMORY", "2g")
-    )
-    spark_shuffle_partitions: int = field(
-        default_factory=lambda: _env_int("FLASHREC_SPARK_SHUFFLE_PARTITIONS", 4)
-    )
-    lake_writer: str = field(default_factory=lambda: _env("FLASHREC_LAKE_WRITER", "delta-rs"))
-    allowed_lateness_days: int = field(
-        default_factory=lambda: _env_int("FLASHREC_ALLOWED_LATENESS_DAYS", 1)
-    )
-    max_future_skew_s: float = field(
-        default_factory=lambda: _env_float("FLASHREC_MAX_FUTURE_SKEW_S", 300.0)
-    )
-    max_event_bytes: int = field(default_factory=lambda: _env_int("FLASHREC_MAX_EVENT_BYTES", 8192))
-    session_gap_minutes: int = field(
-        default_factory=lambda: _env_int("FLASHREC_SESSION_GAP_MINUTES", 30)
-    )
-    sim_users: int = field(default_factory=lambda: _env_int("FLASHREC_SIM_USERS", 2000))
-    sim_items: int = field(default_factory=lambda: _env_int("FLASHREC_SIM_ITEMS", 500))
-    sim_days: int = field(default_factory=lambda: _env_int("FLASHREC_SIM_DAYS", 3))
-    sim_sessions_per_day: int = field(
-        default_factory=lambda: _env_int("FLASHREC_SIM_SESSIONS_PER_DAY", 1500)
-    )
-    sim_start_date: str = field(
-        default_factory=lambda: _env("FLASHREC_SIM_START_DATE", "2026-11-20")
-    )
+    var_dir: Path
+    lake_dir: Path
+    landing_dir: Path
+    artifacts_dir: Path
+    shared_data_dir: Path
+    redis_url: str
+    events_stream: str
+    deadletter_stream: str
+    rescore_stream: str
+    seed: int
+    spark_master: str
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
+    lake_writer: str
+    allowed_lateness_days: int
+    max_future_skew_s: float
+    max_event_bytes: int
+    session_gap_minutes: int
+    sim_users: int
+    sim_items: int
+    sim_days: int
+    sim_sessions_per_day: int
+    sim_start_date: str
 
     def __post_init__(self) -> None:
         if self.lake_writer not in {"delta-rs", "delta-spark"}:
             raise ValueError(
-                f"FLASHREC_LAKE_WRITER must be 'delta-rs' or 'delta-spark', got {self.lake_writer!r}"
+                f"FLASHREC_LAKE_WRITER must be 'delta-rs' or 'delta-spark', "
+                f"got {self.lake_writer!r}"
             )
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        """Read the environment now (not at import), then apply explicit overrides."""
-        base = cls()
-        if not overrides:
-            return base
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the environment now (not at import), then apply explicit overrides.
+
+        Overrides win over the environment and feed the defaults that derive from them
+        (``var_dir=...`` moves the lake too unless ``FLASHREC_LAKE_DIR`` is set).
+        """
+        env = os.environ if environ is None else environ
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
             raise TypeError(f"unknown settings: {sorted(unknown)}")
-        values = {f.name: getattr(base, f.name) for f in fields(cls)}
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        values: dict[str, Any] = {}
+        for spec in SETTINGS:
+            if spec.field in overrides:
+                values[spec.field] = overrides[spec.field]
+                continue
+            raw = env.get(spec.env, "")
+            if raw != "":
+                try:
+                    values[spec.field] = spec.parse(raw)
+                except ValueError as exc:
+                    raise ValueError(f"environment variable {spec.env}={raw!r}: {exc}") from exc
+            elif callable(spec.default):
+                values[spec.field] = spec.default(values)
+            else:
+                values[spec.field] = spec.default
+        return cls(**values)
 
     def table_path(self, name: str) -> Path:
-        """Folder of one lake table (``<lake>/<layer>/<table>``, e.g. ``silver/events``)."""
+        """Folder of one lake table, e.g. ``table_path("silver/events")``."""
         return self.lake_dir / name
 
     @property

@@ -1,0 +1,1 @@
+"""PySpark jobs that build the lakehouse (bronze -> silver -> gold Delta tables)."""
