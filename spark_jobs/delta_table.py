@@ -35,6 +35,8 @@ from deltalake.transaction import (
 )
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_jobs.schema import to_arrow_schema, to_spark_schema
+
 log = logging.getLogger("flashrec.lake")
 
 STAGING_DIR = "_staging"
@@ -229,7 +231,7 @@ class DeltaLakeTable:
         writer.parquet(str(staging))
         try:
             return self._commit_staged(
-                staging, batch_id, mode, replace_partitions, batch_key, metadata
+                staging, batch_id, mode, replace_partitions, batch_key, metadata, df
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -245,9 +247,12 @@ class DeltaLakeTable:
         replace_partitions: dict[str, str] | None,
         batch_key: str | None,
         metadata: dict[str, Any] | None,
+        df: DataFrame,
     ) -> CommitResult:
         staged = sorted(staging.rglob("*.parquet"))
-        data_schema = _data_schema(staged)
+        # An empty DataFrame writes no files: the commit still happens (it clears an
+        # overwritten partition and records the batch), with the schema from Spark.
+        data_schema = _data_schema(staged) if staged else _arrow_from_spark(df, self.partition_by)
         adds: list[AddAction] = []
         moved: list[Path] = []
         rows = 0
@@ -341,9 +346,12 @@ class DeltaLakeTable:
 
 
 def _data_schema(files: list[Path]) -> pa.Schema:
-    if not files:
-        raise ValueError("nothing was written: Spark produced no Parquet files")
     return pq.read_schema(files[0]).remove_metadata()
+
+
+def _arrow_from_spark(df: DataFrame, partition_by: tuple[str, ...]) -> pa.Schema:
+    schema = to_arrow_schema(df.schema)
+    return pa.schema([f for f in schema if f.name not in partition_by])
 
 
 def _delta_schema(schema: pa.Schema) -> Any:
@@ -353,6 +361,4 @@ def _delta_schema(schema: pa.Schema) -> Any:
 
 
 def _spark_schema(spark: SparkSession, empty: pa.Table) -> Any:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(empty.schema)
+    return to_spark_schema(empty.schema)

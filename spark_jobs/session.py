@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 from pyspark.sql import SparkSession
@@ -24,6 +25,9 @@ def spark_session(settings: Settings, app_name: str = "flashrec") -> SparkSessio
             return active
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+        # Python workers must run this interpreter (the venv), not the first on PATH;
+        # PySpark reads it from the environment when the context starts.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
         warehouse = settings.var_dir / "spark-warehouse"
         builder = (
             SparkSession.builder.master(settings.spark_master)
