@@ -128,6 +128,13 @@ SETTINGS: tuple[Setting, ...] = (
         "'delta-spark' (clusters that have the Delta jars).",
     ),
     Setting(
+        "lake_start_date",
+        "FLASHREC_LAKE_START_DATE",
+        "2026-11-20",
+        str,
+        "First day of the lake's daily partitions (YYYY-MM-DD).",
+    ),
+    Setting(
         "allowed_lateness_days",
         "FLASHREC_ALLOWED_LATENESS_DAYS",
         1,
@@ -193,6 +200,7 @@ class Settings:
     spark_driver_memory: str
     spark_shuffle_partitions: int
     lake_writer: str
+    lake_start_date: str
     allowed_lateness_days: int
     max_future_skew_s: float
     max_event_bytes: int

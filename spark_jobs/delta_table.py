@@ -133,9 +133,14 @@ def _loose(t: pa.DataType) -> str:
 class DeltaLakeTable:
     """One Delta table folder: read snapshots into Spark, commit Spark output."""
 
-    def __init__(self, path: Path | str, partition_by: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, path: Path | str, partition_by: tuple[str, ...] = (), writer: str = "delta-rs"
+    ) -> None:
+        if writer not in {"delta-rs", "delta-spark"}:
+            raise ValueError(f"writer must be 'delta-rs' or 'delta-spark', got {writer!r}")
         self.path = Path(path)
         self.partition_by = tuple(partition_by)
+        self.writer = writer
         self.name = "/".join(self.path.parts[-2:])
 
     # ---- reading -------------------------------------------------------------------
@@ -223,6 +228,8 @@ class DeltaLakeTable:
         if batch_key and self.has_batch(batch_key):
             log.info("%s: batch %s already committed, skipping", self.name, batch_key)
             return CommitResult(self.name, self.version(), 0, 0, skipped=True)
+        if self.writer == "delta-spark":
+            return self._write_with_delta_spark(df, mode, replace_partitions, batch_key)
         batch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         staging = self.path / STAGING_DIR / batch_id
         writer = df.write.mode("overwrite")
@@ -238,6 +245,34 @@ class DeltaLakeTable:
             parent = self.path / STAGING_DIR
             if parent.exists() and not any(parent.iterdir()):
                 parent.rmdir()
+
+    def _write_with_delta_spark(
+        self,
+        df: DataFrame,
+        mode: str,
+        replace_partitions: dict[str, str] | None,
+        batch_key: str | None,
+    ) -> CommitResult:
+        """Clusters with the Delta Spark jars: same layout, same batch keys (txnAppId)."""
+        writer = df.write.format("delta").mode(mode)
+        if self.partition_by:
+            writer = writer.partitionBy(*self.partition_by)
+        if replace_partitions:
+            where = " AND ".join(f"{k} = '{v}'" for k, v in replace_partitions.items())
+            writer = writer.option("replaceWhere", where)
+        if batch_key:
+            writer = writer.option("txnAppId", batch_key).option("txnVersion", 1)
+        try:
+            writer.save(str(self.path))
+        except Exception as exc:
+            if "DATA_SOURCE_NOT_FOUND" in str(exc) or "delta" in str(exc).lower():
+                raise RuntimeError(
+                    "FLASHREC_LAKE_WRITER=delta-spark needs the Delta Spark jars "
+                    "(io.delta:delta-spark) on Spark's classpath; use the default "
+                    "'delta-rs' writer where they cannot be installed"
+                ) from exc
+            raise
+        return CommitResult(self.name, self.version(), self.count(), 0, skipped=False)
 
     def _commit_staged(
         self,

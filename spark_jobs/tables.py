@@ -21,4 +21,6 @@ TABLES: dict[str, tuple[str, ...]] = {
 def lake_table(settings: Settings, name: str) -> DeltaLakeTable:
     if name not in TABLES:
         raise KeyError(f"unknown lake table {name!r}; known: {sorted(TABLES)}")
-    return DeltaLakeTable(settings.table_path(name), partition_by=TABLES[name])
+    return DeltaLakeTable(
+        settings.table_path(name), partition_by=TABLES[name], writer=settings.lake_writer
+    )

@@ -31,3 +31,28 @@ def redis_url() -> Iterator[str]:
     yield TEST_REDIS_URL
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def session_var_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A var/ for the whole session, so tests never touch the developer's own lake."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def spark(session_var_dir):
+    """One real local SparkSession for the whole test session (start-up costs ~10 s)."""
+    from flashrec.settings import Settings
+    from spark_jobs.session import spark_session
+
+    session = spark_session(Settings.from_env(var_dir=session_var_dir, spark_master="local[2]"))
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake_settings(tmp_path):
+    """Settings whose lake and landing folders are fresh for this test."""
+    from flashrec.settings import Settings
+
+    return Settings.from_env(var_dir=tmp_path / "var")

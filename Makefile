@@ -1,0 +1,43 @@
+# flashrec: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+export DAGSTER_HOME := $(CURDIR)/var/dagster
+export DAGSTER_DISABLE_TELEMETRY := 1
+export BENTOML_HOME := $(CURDIR)/var/bentoml
+export BENTOML_DO_NOT_TRACK := true
+export FEAST_USAGE := False
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYTHONWARNINGS := ignore
+
+.PHONY: setup demo test test-unit lint dagster lock bench-quality clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	$(PY) -m orchestration.demo
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+dagster: setup
+	set -m; $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# Re-resolve the pinned set after changing pyproject.toml.
+lock:
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o constraints.txt --no-header -q
+
+bench-quality: setup
+	$(PY) -m bench.quality $(if $(DATA),--data $(DATA))
+
+clean:
+	rm -rf var/lake var/landing var/artifacts var/dagster/storage var/dagster/history

@@ -1,0 +1,1 @@
+"""Dagster entry points: the Definitions object, jobs, schedules and the demo runner."""
