@@ -97,6 +97,20 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Signals (user, reason) that a shopper's list must be recomputed.",
     ),
+    Setting(
+        "events_maxlen",
+        "FLASHREC_EVENTS_MAXLEN",
+        1_000_000,
+        int,
+        "Retention of the event stream: entries kept (approximate trimming on append).",
+    ),
+    Setting(
+        "deadletter_maxlen",
+        "FLASHREC_DEADLETTER_MAXLEN",
+        100_000,
+        int,
+        "Retention of the dead-letter stream, in entries.",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -195,6 +209,8 @@ class Settings:
     events_stream: str
     deadletter_stream: str
     rescore_stream: str
+    events_maxlen: int
+    deadletter_maxlen: int
     seed: int
     spark_master: str
     spark_driver_memory: str
