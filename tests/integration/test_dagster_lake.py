@@ -67,10 +67,8 @@ def test_materializations_carry_counts_versions_and_checks(materialized):
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
         ascending=True,  # later evaluations overwrite earlier ones below
     )
-    evaluations = {
-        r.event_log_entry.dagster_event.event_specific_data.check_name: r.event_log_entry.dagster_event.event_specific_data.passed
-        for r in records
-    }
+    outcomes = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    evaluations = {o.check_name: o.passed for o in outcomes}
     assert {
         "silver_events_unique_event_id",
         "silver_counts_add_up",
