@@ -80,6 +80,9 @@ else
   redis_answers || { say "redis did not start: see var/redis/redis.log"; exit 1; }
 fi
 
+# --- Flink's Redis Streams source (Java, compiled against PyFlink's own jars) -----------
+"$VENV/bin/python" -m flink_jobs.build_java
+
 # --- Dagster / BentoML homes (telemetry off) -------------------------------------------
 mkdir -p var/dagster var/bentoml
 if [ ! -f var/dagster/dagster.yaml ]; then
