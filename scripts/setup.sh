@@ -38,7 +38,8 @@ stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   say "creating $VENV with $($PYTHON --version)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv
+  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || "$VENV/bin/python" -m ensurepip >/dev/null
+  [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -q --disable-pip-version-check uv
   start=$(date +%s)
   VIRTUAL_ENV="$ROOT/$VENV" "$VENV/bin/uv" pip install -q -c constraints.txt -e '.[dev]'
   say "dependencies installed in $(( $(date +%s) - start ))s"
