@@ -32,6 +32,7 @@ def _run(instance: dg.DagsterInstance, selection: str, partition_key: str | None
         ),
         partition_key=partition_key,
         tags={"flashrec/trigger": "demo"},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     if not result.success:
         raise RuntimeError(f"materializing {selection} {partition_key or ''} failed")
