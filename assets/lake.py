@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets import groups
+from assets.compute import k8s_op_tags
 from assets.landing import SOURCE, simulated_landing_files
 from assets.metadata import table_metadata
 from assets.partitions import daily, silver_reads_bronze
@@ -29,7 +30,7 @@ GOLD_TABLES = {
     deps=[simulated_landing_files],
     group_name=groups.BRONZE,
     kinds={"spark", "delta"},
-    tags={"dagster-k8s/cpu": "1"},
+    op_tags=k8s_op_tags("spark"),
 )
 def bronze_events(
     context: dg.AssetExecutionContext, lake: LakeResource, spark: SparkResource
@@ -67,6 +68,7 @@ def bronze_events(
     ],
     partitions_def=daily,
     can_subset=False,
+    op_tags=k8s_op_tags("spark"),
 )
 def silver_tables(context: dg.AssetExecutionContext, lake: LakeResource, spark: SparkResource):
     """Validated, deduplicated, sessionized events of one event day, and the rejected rows."""
@@ -101,6 +103,7 @@ def silver_tables(context: dg.AssetExecutionContext, lake: LakeResource, spark: 
         for key, table in GOLD_TABLES.items()
     ],
     can_subset=False,
+    op_tags=k8s_op_tags("spark"),
 )
 def gold_tables(context: dg.AssetExecutionContext, lake: LakeResource, spark: SparkResource):
     """Per-user and per-item aggregates, catalog snapshot and training interactions."""

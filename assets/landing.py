@@ -3,13 +3,14 @@
 import dagster as dg
 
 from assets import groups
+from assets.compute import k8s_op_tags
 from assets.resources import LakeResource
 from flashrec.simulator import SimulationConfig, write_history
 
 SOURCE = "simulator"
 
 
-@dg.asset(group_name=groups.LANDING, kinds={"python", "json"})
+@dg.asset(group_name=groups.LANDING, kinds={"python", "json"}, op_tags=k8s_op_tags("light"))
 def simulated_landing_files(context: dg.AssetExecutionContext, lake: LakeResource):
     """Deterministic flash-sale history written as daily JSON-lines files."""
     settings = lake.settings()

@@ -111,6 +111,32 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Retention of the dead-letter stream, in entries.",
     ),
+    Setting(
+        "profile",
+        "FLASHREC_PROFILE",
+        "local",
+        str,
+        "Deployment profile: 'local' (one machine) or 'production' (Kubernetes via dagster-k8s).",
+    ),
+    Setting(
+        "image_registry",
+        "FLASHREC_IMAGE_REGISTRY",
+        "registry.example.com/flashrec",
+        str,
+        "Production: container registry path of the project's images.",
+    ),
+    Setting(
+        "image_tag", "FLASHREC_IMAGE_TAG", "0.1.0", str, "Production: tag of the project's images."
+    ),
+    Setting("k8s_namespace", "FLASHREC_K8S_NAMESPACE", "flashrec", str, "Production: namespace."),
+    Setting(
+        "k8s_secret",
+        "FLASHREC_K8S_SECRET",
+        "flashrec-secrets",
+        str,
+        "Production: name of the Secret holding REDIS_URL, Kafka and database credentials "
+        "(created out of band; manifests only reference it).",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -211,6 +237,11 @@ class Settings:
     rescore_stream: str
     events_maxlen: int
     deadletter_maxlen: int
+    profile: str
+    image_registry: str
+    image_tag: str
+    k8s_namespace: str
+    k8s_secret: str
     seed: int
     spark_master: str
     spark_driver_memory: str
@@ -228,6 +259,10 @@ class Settings:
     sim_start_date: str
 
     def __post_init__(self) -> None:
+        if self.profile not in {"local", "production"}:
+            raise ValueError(
+                f"FLASHREC_PROFILE must be 'local' or 'production', got {self.profile!r}"
+            )
         if self.lake_writer not in {"delta-rs", "delta-spark"}:
             raise ValueError(
                 f"FLASHREC_LAKE_WRITER must be 'delta-rs' or 'delta-spark', "

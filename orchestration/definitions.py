@@ -8,7 +8,9 @@ from assets.checks import FRESHNESS_CHECKS, LAKE_CHECKS
 from assets.lake import bronze_events, gold_tables, silver_tables
 from assets.landing import simulated_landing_files
 from assets.resources import LakeResource, SparkResource
+from flashrec.settings import Settings
 from orchestration.jobs import gold_job, gold_schedule, lake_daily_job, lake_daily_schedule
+from orchestration.profile import executor_for
 
 LAKE_ASSETS = [simulated_landing_files, bronze_events, silver_tables, gold_tables]
 
@@ -20,4 +22,5 @@ defs = dg.Definitions(
     jobs=[lake_daily_job, gold_job],
     schedules=[lake_daily_schedule, gold_schedule],
     resources=RESOURCES,
+    executor=executor_for(Settings.from_env()),
 )
