@@ -1,0 +1,77 @@
+"""Drift measures and champion/challenger decisions on hand-made figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flashrec.adaptivity.drift import (
+    PSI_DRIFT,
+    PSI_WARN,
+    catalog_drift,
+    ctr_decayed,
+    feature_drift,
+    psi,
+)
+from flashrec.adaptivity.promotion import ArmStats, decide, two_proportion_z
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift():
+    rng = np.random.default_rng(0)
+    base = rng.poisson(3, 20_000)
+    assert psi(base, rng.poisson(3, 20_000)) < PSI_WARN
+    assert psi(base, rng.poisson(6, 20_000)) > PSI_DRIFT
+    assert psi(np.zeros(100), np.zeros(50)) == 0.0
+    assert psi(np.zeros(100), np.ones(50)) > PSI_DRIFT
+    with pytest.raises(ValueError):
+        psi(np.array([]), base)
+
+
+def test_feature_drift_levels():
+    rng = np.random.default_rng(1)
+    train = {"views_5m": rng.poisson(2, 5000), "carts": rng.poisson(1, 5000)}
+    recent = {"views_5m": rng.poisson(20, 5000), "carts": rng.poisson(1, 5000)}
+    levels = {d.feature: d.level for d in feature_drift(train, recent)}
+    assert levels == {"views_5m": "drift", "carts": "stable"}
+
+
+def test_catalog_drift_finds_unknown_and_viral_items():
+    train = ["a"] * 50 + ["b"] * 50 + ["c"] * 1
+    recent = ["a"] * 40 + ["c"] * 40 + ["new"] * 20
+    drift = catalog_drift(train, recent, known_items={"a", "b", "c"})
+    assert drift.unknown_item_share == pytest.approx(0.2)
+    assert "c" in drift.viral_items and "a" not in drift.viral_items
+    assert drift.drifted
+    steady = catalog_drift(train, ["a", "b"] * 50, known_items={"a", "b", "c"})
+    assert not steady.drifted
+
+
+def test_ctr_decay_needs_enough_impressions():
+    assert ctr_decayed(0.02, 0.05, impressions=1000)
+    assert not ctr_decayed(0.02, 0.05, impressions=100)
+    assert not ctr_decayed(0.045, 0.05, impressions=1000)
+
+
+def arm(variant, sessions, conversions, **kw):
+    return ArmStats(variant, f"{variant}-v1", sessions, conversions, **kw)
+
+
+def test_promote_rollback_continue():
+    champion = arm("champion", 5000, 250)  # 5.0%
+    better = decide(champion, arm("challenger", 5000, 340))  # 6.8%
+    assert better.action == "promote" and better.p_value < 0.05
+    worse = decide(champion, arm("challenger", 5000, 170))  # 3.4%
+    assert worse.action == "rollback" and "worse" in worse.reason
+    same = decide(champion, arm("challenger", 5000, 255))
+    assert same.action == "continue"
+    early = decide(champion, arm("challenger", 200, 30))  # great but too few sessions
+    assert early.action == "continue" and "waiting" in early.reason
+    broken = decide(champion, arm("challenger", 5000, 400, errors=50, requests=1000))
+    assert broken.action == "rollback" and "error rate" in broken.reason
+    assert better.to_dict()["challenger"]["model_version"] == "challenger-v1"
+
+
+def test_z_test_matches_the_textbook_value():
+    z, p = two_proportion_z(arm("a", 1000, 100), arm("b", 1000, 130))
+    assert z == pytest.approx(2.1027, abs=1e-3)  # 0.03 / sqrt(0.115 * 0.885 * 2 / 1000)
+    assert p == pytest.approx(0.0175, abs=1e-3)
