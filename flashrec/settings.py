@@ -98,6 +98,62 @@ SETTINGS: tuple[Setting, ...] = (
         "Signals (user, reason) that a shopper's list must be recomputed.",
     ),
     Setting(
+        "eventlog_backend",
+        "FLASHREC_EVENTLOG_BACKEND",
+        "redis",
+        str,
+        "Event log backend: 'redis' (Redis Streams) or 'kafka' (production).",
+    ),
+    Setting(
+        "kafka_bootstrap_servers",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "127.0.0.1:9092",
+        str,
+        "Kafka brokers (host:port,...).",
+    ),
+    Setting(
+        "kafka_events_topic",
+        "FLASHREC_KAFKA_EVENTS_TOPIC",
+        "flashrec.events",
+        str,
+        "Kafka topic of validated events.",
+    ),
+    Setting(
+        "kafka_deadletter_topic",
+        "FLASHREC_KAFKA_DEADLETTER_TOPIC",
+        "flashrec.deadletter",
+        str,
+        "Kafka dead-letter topic.",
+    ),
+    Setting(
+        "kafka_partitions",
+        "FLASHREC_KAFKA_PARTITIONS",
+        6,
+        int,
+        "Partitions of the events topic when created (production: 12).",
+    ),
+    Setting(
+        "kafka_replication",
+        "FLASHREC_KAFKA_REPLICATION",
+        1,
+        int,
+        "Replication factor when created (production: 3, min.insync.replicas=2).",
+    ),
+    Setting(
+        "dedupe_window_s",
+        "FLASHREC_DEDUPE_WINDOW_S",
+        900,
+        int,
+        "How long accepted event_ids are remembered to refuse retries (~100 B per id in Redis).",
+    ),
+    Setting(
+        "gateway_max_batch",
+        "FLASHREC_GATEWAY_MAX_BATCH",
+        1000,
+        int,
+        "Most events in one POST /events.",
+    ),
+    Setting(
         "events_maxlen",
         "FLASHREC_EVENTS_MAXLEN",
         1_000_000,
@@ -196,6 +252,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Payloads larger than this are rejected.",
     ),
     Setting(
+        "gateway_max_body_bytes",
+        "FLASHREC_GATEWAY_MAX_BODY_BYTES",
+        lambda s: s["gateway_max_batch"] * s["max_event_bytes"] + 65536,
+        int,
+        "Largest POST /events body (default: max batch x max event size + 64 KiB).",
+    ),
+    Setting(
         "session_gap_minutes",
         "FLASHREC_SESSION_GAP_MINUTES",
         30,
@@ -235,6 +298,14 @@ class Settings:
     events_stream: str
     deadletter_stream: str
     rescore_stream: str
+    eventlog_backend: str
+    kafka_bootstrap_servers: str
+    kafka_events_topic: str
+    kafka_deadletter_topic: str
+    kafka_partitions: int
+    kafka_replication: int
+    dedupe_window_s: int
+    gateway_max_batch: int
     events_maxlen: int
     deadletter_maxlen: int
     profile: str
@@ -251,6 +322,7 @@ class Settings:
     allowed_lateness_days: int
     max_future_skew_s: float
     max_event_bytes: int
+    gateway_max_body_bytes: int
     session_gap_minutes: int
     sim_users: int
     sim_items: int
@@ -262,6 +334,11 @@ class Settings:
         if self.profile not in {"local", "production"}:
             raise ValueError(
                 f"FLASHREC_PROFILE must be 'local' or 'production', got {self.profile!r}"
+            )
+        if self.eventlog_backend not in {"redis", "kafka"}:
+            raise ValueError(
+                "FLASHREC_EVENTLOG_BACKEND must be 'redis' or 'kafka', "
+                f"got {self.eventlog_backend!r}"
             )
         if self.lake_writer not in {"delta-rs", "delta-spark"}:
             raise ValueError(

@@ -1,0 +1,1 @@
+"""BentoML services: the event gateway (more to come: read API, model service)."""
