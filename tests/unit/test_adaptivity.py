@@ -75,3 +75,48 @@ def test_z_test_matches_the_textbook_value():
     z, p = two_proportion_z(arm("a", 1000, 100), arm("b", 1000, 130))
     assert z == pytest.approx(2.1027, abs=1e-3)  # 0.03 / sqrt(0.115 * 0.885 * 2 / 1000)
     assert p == pytest.approx(0.0175, abs=1e-3)
+
+
+def test_rollout_shadow_canary_promote_and_rollback(tmp_path):
+    from flashrec.adaptivity.rollout import (
+        CANARY_SHARE,
+        Ledger,
+        RolloutState,
+        after_canary,
+        after_shadow,
+        start_challenger,
+    )
+
+    ledger = Ledger(tmp_path / "decisions.jsonl")
+    state = ledger.current("m1")
+    assert state.traffic() == ({"champion": 1.0}, [])
+    step = start_challenger(state, "m2", actor="sensor:retrain_on_drift", reason="psi 0.4")
+    ledger.append(step)
+    assert step.state.traffic() == ({"champion": 1.0}, ["challenger"])
+    with pytest.raises(ValueError, match="already in shadow"):
+        start_challenger(step.state, "m3", "test", "again")
+    wait = after_shadow(step.state, lists_written=10, errors=0, actor="test")
+    assert wait.action == "continue" and wait.state.stage == "shadow"
+    canary = after_shadow(step.state, lists_written=500, errors=0, actor="test")
+    ledger.append(canary)
+    shares, shadow = canary.state.traffic()
+    assert shares["challenger"] == CANARY_SHARE and not shadow
+    won, decision = after_canary(
+        canary.state, arm("champion", 5000, 250), arm("challenger", 5000, 340), actor="test"
+    )
+    ledger.append(won)
+    assert decision.action == "promote" and won.state == RolloutState(
+        "m2", None, "idle", ("shadow", "canary", "promote")
+    )
+    assert ledger.current("m1").champion_version == "m2"
+    # a later challenger that loses is rolled back, the champion stays
+    state = start_challenger(ledger.current("m1"), "m3", "test", "scheduled").state
+    state = after_shadow(state, 500, 0, "test").state
+    lost, decision = after_canary(
+        state, arm("champion", 5000, 340), arm("challenger", 5000, 200), actor="test"
+    )
+    assert decision.action == "rollback" and lost.state.champion_version == "m2"
+    assert lost.state.stage == "idle"
+    records = ledger.records()
+    assert [r["action"] for r in records] == ["shadow", "canary", "promote"]
+    assert all(r["actor"] and r["reason"] for r in records)
