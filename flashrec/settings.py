@@ -193,6 +193,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Production: name of the Secret holding REDIS_URL, Kafka and database credentials "
         "(created out of band; manifests only reference it).",
     ),
+    Setting(
+        "drift_recent_hours",
+        "FLASHREC_DRIFT_RECENT_HOURS",
+        6.0,
+        float,
+        "Drift: the recent window (hours of event time before the newest data) compared "
+        "with everything before it.",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -313,6 +321,7 @@ class Settings:
     image_tag: str
     k8s_namespace: str
     k8s_secret: str
+    drift_recent_hours: float
     seed: int
     spark_master: str
     spark_driver_memory: str

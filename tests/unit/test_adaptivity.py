@@ -120,3 +120,28 @@ def test_rollout_shadow_canary_promote_and_rollback(tmp_path):
     records = ledger.records()
     assert [r["action"] for r in records] == ["shadow", "canary", "promote"]
     assert all(r["actor"] and r["reason"] for r in records)
+
+
+def test_drift_report_splits_windows_on_event_time():
+    from flashrec.adaptivity.report import build_report
+
+    rng = np.random.default_rng(3)
+    start = np.datetime64("2026-11-22T00:00:00", "us")
+    minutes = np.sort(rng.uniform(0, 600, 6000)).astype(int)
+    times = start + minutes.astype("timedelta64[m]")
+    surge = minutes > minutes.max() - 120  # the last 2 hours: a flash sale
+    views = np.where(surge, rng.poisson(25, 6000), rng.poisson(3, 6000)).astype(float)
+    price = rng.normal(50, 5, 6000)
+    items = np.where(
+        surge, rng.choice(["hot", "new-1", "a"], 6000), rng.choice(["a", "b", "c"], 6000)
+    )
+    report = build_report(
+        times, {"item_views_5m": views, "item_price": price}, times, items.tolist(), recent_hours=2
+    )
+    assert np.datetime64(report.cutoff, "us") == times.max() - np.timedelta64(2, "h")
+    assert report.recent_rows == int(surge.sum())
+    assert [f.feature for f in report.drifted_features] == ["item_views_5m"]
+    assert report.catalog.unknown_item_share > 0.5 and report.drift_detected
+    assert "item_views_5m psi=" in report.summary()
+    calm = build_report(times, {"item_price": price}, times, ["a"] * 6000, recent_hours=2)
+    assert not calm.drift_detected and calm.summary() == "no drift"
