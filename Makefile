@@ -11,7 +11,8 @@ export FEAST_USAGE := False
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONWARNINGS := ignore
 
-.PHONY: setup demo test test-unit lint dagster lock bench-quality clean
+.PHONY: setup demo test test-unit lint dagster lock up down status parity bench-stream \
+	bench-quality bench-automl bench-slo k8s clean
 
 setup:
 	@bash scripts/setup.sh
@@ -35,6 +36,32 @@ dagster: setup
 # Re-resolve the pinned set after changing pyproject.toml.
 lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o constraints.txt --no-header -q
+
+# Keep the whole platform running for a person to explore (see README for the URLs).
+up: setup
+	$(PY) -m orchestration.stack up
+
+down:
+	$(PY) -m orchestration.stack down
+
+status:
+	$(PY) -m orchestration.stack status
+
+# Production manifests rendered from the settings into var/k8s/.
+k8s: setup
+	$(PY) -m orchestration.k8s
+
+parity: setup
+	$(PY) -m bench.parity
+
+bench-stream: setup
+	$(PY) -m bench.stream
+
+bench-automl: setup
+	$(PY) -m bench.automl
+
+bench-slo: setup
+	$(PY) -m bench.slo
 
 bench-quality: setup
 	$(PY) -m bench.quality $(if $(DATA),--data $(DATA))

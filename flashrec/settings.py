@@ -201,6 +201,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Drift: the recent window (hours of event time before the newest data) compared "
         "with everything before it.",
     ),
+    Setting("dagster_port", "FLASHREC_DAGSTER_PORT", 3000, int, "Dagster UI port (make up)."),
+    Setting("gateway_port", "FLASHREC_GATEWAY_PORT", 3001, int, "Event gateway port (make up)."),
+    Setting("read_api_port", "FLASHREC_READ_API_PORT", 3002, int, "Read API port (make up)."),
+    Setting(
+        "model_service_port",
+        "FLASHREC_MODEL_SERVICE_PORT",
+        3003,
+        int,
+        "Model inference service port (make up).",
+    ),
+    Setting(
+        "model_service_url",
+        "FLASHREC_MODEL_SERVICE_URL",
+        lambda s: f"http://127.0.0.1:{s['model_service_port']}",
+        str,
+        "Where the scorer reaches the model service.",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -322,6 +339,11 @@ class Settings:
     k8s_namespace: str
     k8s_secret: str
     drift_recent_hours: float
+    dagster_port: int
+    gateway_port: int
+    read_api_port: int
+    model_service_port: int
+    model_service_url: str
     seed: int
     spark_master: str
     spark_driver_memory: str

@@ -36,7 +36,7 @@ class BentoService:
 
 BENTO_SERVICES = (
     BentoService("gateway", "bentos.gateway:Gateway", 3000, 2, 20, COMPUTE["light"]),
-    BentoService("read-api", "bentos.read_api:ReadApi", 3000, 3, 40, COMPUTE["light"]),
+    BentoService("read-api", "bentos.read_api:ReadAPI", 3000, 3, 40, COMPUTE["light"]),
 )
 
 

@@ -92,7 +92,8 @@ def test_deployed_services_and_modules_exist():
     for service in BENTO_SERVICES:
         module, _, cls = service.service_ref.partition(":")
         assert importlib.util.find_spec(module) is not None, module
-        assert cls
+        source = importlib.util.find_spec(module).origin
+        assert f"class {cls}" in Path(source).read_text(), service.service_ref
     dockerfiles = sorted((PROJECT_ROOT / "orchestration" / "k8s").glob("Dockerfile.*"))
     assert [d.suffix for d in dockerfiles] == [".bentos", ".code", ".flink"]
     for dockerfile in dockerfiles:
