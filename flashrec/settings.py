@@ -218,6 +218,45 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Where the scorer reaches the model service.",
     ),
+    Setting(
+        "model_device",
+        "FLASHREC_MODEL_DEVICE",
+        "cpu",
+        str,
+        "XGBoost device for training and inference ('cuda' on GPU hosts).",
+    ),
+    Setting(
+        "scorer_group",
+        "FLASHREC_SCORER_GROUP",
+        "scorer",
+        str,
+        "Scorer: consumer group on the rescore stream.",
+    ),
+    Setting(
+        "scorer_consumer",
+        "FLASHREC_SCORER_CONSUMER",
+        "scorer-1",
+        str,
+        "Scorer: consumer name; keep it across restarts so pending signals are replayed.",
+    ),
+    Setting(
+        "scorer_batch_size", "FLASHREC_SCORER_BATCH_SIZE", 256, int, "Scorer: signals per batch."
+    ),
+    Setting("scorer_top_n", "FLASHREC_SCORER_TOP_N", 50, int, "Scorer: items per cached list."),
+    Setting(
+        "scorer_segment_interval_s",
+        "FLASHREC_SCORER_SEGMENT_INTERVAL_S",
+        30,
+        int,
+        "Scorer: how often popularity/segment lists are refreshed.",
+    ),
+    Setting(
+        "scorer_prewarm_window_s",
+        "FLASHREC_SCORER_PREWARM_WINDOW_S",
+        3600,
+        int,
+        "Scorer: how far back pre-warming looks for active shoppers.",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -344,6 +383,13 @@ class Settings:
     read_api_port: int
     model_service_port: int
     model_service_url: str
+    model_device: str
+    scorer_group: str
+    scorer_consumer: str
+    scorer_batch_size: int
+    scorer_top_n: int
+    scorer_segment_interval_s: int
+    scorer_prewarm_window_s: int
     seed: int
     spark_master: str
     spark_driver_memory: str

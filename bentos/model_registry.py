@@ -1,0 +1,119 @@
+"""Catalog models in the BentoML model store: register with a stage label, load by label.
+
+WHY the BentoML store: the model service finds models by tag and the store keeps every
+version with its labels and metadata (the selection metrics), so "which model is
+champion" is answered in one place. A model is registered only after it was fully fitted
+and saved (``bentoml.models.create`` removes the entry if the block raises), so a crash or
+a too-small training set never leaves a half model labelled champion.
+
+Stages: ``champion`` (served by default) and ``challenger`` (A/B or shadow). The newest
+model carrying a stage label holds that stage: promoting = registering with the label.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+import bentoml  # noqa: E402
+
+from flashrec.scoring.catalog_model import CatalogModel  # noqa: E402
+
+MODEL_NAME = "flashrec-catalog"
+STAGES = ("champion", "challenger")
+
+
+def register(model: CatalogModel, stage: str = "challenger", **labels: str) -> str:
+    """Save ``model`` into the store as ``flashrec-catalog:<model_version>``; returns the tag."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    metric_labels = {k.replace("@", "_at_").lower(): f"{v:.6g}" for k, v in model.metrics.items()}
+    with bentoml.models.create(
+        f"{MODEL_NAME}:{model.model_version}",
+        labels={"stage": stage, **metric_labels, **labels},
+        metadata={
+            "model_version": model.model_version,
+            "created_at": model.created_at,
+            "metrics": model.metrics,
+        },
+        module="flashrec.scoring.catalog_model",
+    ) as entry:
+        model.save(entry.path_of("artifact"))
+    return str(entry.tag)
+
+
+def find(ref: str) -> Any:
+    """The store entry for ``ref``: a stage (newest with that label), a version or a tag."""
+    if ref in STAGES:
+        staged = [m for m in bentoml.models.list(MODEL_NAME) if m.info.labels.get("stage") == ref]
+        if not staged:
+            raise LookupError(f"no {MODEL_NAME} model labelled stage={ref}")
+        return max(staged, key=lambda m: m.info.creation_time)
+    tag = ref if ":" in ref else f"{MODEL_NAME}:{ref}"
+    return bentoml.models.get(tag)
+
+
+def load(ref: str = "champion") -> CatalogModel:
+    """Load a catalog model by stage, version or tag."""
+    return CatalogModel.load(find(ref).path_of("artifact"))
+
+
+def train_from_lake(settings: Any, stage: str, **fit_kwargs: Any) -> str:
+    """Fit on the lake's ``gold/interactions`` (all partitions) and register the model."""
+    from deltalake import DeltaTable
+
+    from flashrec.scoring.catalog_model import training_data
+
+    table = DeltaTable(str(settings.table_path("gold/interactions")))
+    columns = [
+        "session_id",
+        "event_time",
+        "event_seq",
+        "item_id",
+        "weight",
+        "price",
+        "category",
+        "brand",
+        "device",
+        "referrer",
+    ]
+    rows = table.to_pyarrow_table(columns=columns).to_pylist()
+    data = training_data(rows)
+    model = CatalogModel.fit(data.sessions, data.catalog, **fit_kwargs)
+    model.save_versioned(settings.artifacts_dir / "models")
+    return register(model, stage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bentos.model_registry register|train|list``."""
+    import argparse
+    import json
+
+    from flashrec.settings import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m bentos.model_registry")
+    sub = parser.add_subparsers(dest="command", required=True)
+    reg = sub.add_parser("register", help="register saved artifact folders")
+    for stage in STAGES:
+        reg.add_argument(f"--{stage}", help=f"artifact folder to register as {stage}")
+    train = sub.add_parser("train", help="fit on gold/interactions and register")
+    train.add_argument("--stage", default="challenger", choices=STAGES)
+    sub.add_parser("list", help="registered models with their labels")
+    args = parser.parse_args(argv)
+    if args.command == "register":
+        for stage in STAGES:
+            folder = getattr(args, stage)
+            if folder:
+                print(register(CatalogModel.load(folder), stage))
+    elif args.command == "train":
+        print(train_from_lake(Settings.from_env(), args.stage))
+    else:
+        for m in bentoml.models.list(MODEL_NAME):
+            print(json.dumps({"tag": str(m.tag), "labels": m.info.labels}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,476 @@
+"""The background scorer: rescore signals in, fresh cached lists out.
+
+WHY a consumer group: the scorer must survive restarts without losing signals. It reads
+the rescore stream through a group (its position lives in Redis), finishes what it had
+taken before a crash first (``read_pending``), and acknowledges a signal only after every
+list it asked for is written, so a kill -9 at any point means "redo", never "lost".
+
+Per batch: parse and coalesce signals (one computation per shopper, however many signals),
+read online features in one batched call per view, pick the tier (segment: nothing to
+write, the read API serves segment lists; content: attributes of what they viewed;
+personalized: the model service, once per served and shadow variant), drop sold-out items,
+skip writes that would change nothing, write the rest in one pipeline, then acknowledge.
+A shopper whose personalized lists could not be computed (model service down) is left
+pending and retried: their current list stays as it was rather than being overwritten by
+something worse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from flashrec.eventlog.base import EventLog, LogRecord
+from flashrec.scoring.catalog import Catalog, content_list
+from flashrec.scoring.model_client import ModelServiceDown
+from flashrec.scoring.segments import refresh_segments
+from flashrec.scoring.tiers import (
+    FeatureReader,
+    ShopperState,
+    coalesce,
+    parse_signal,
+    shopper_states,
+)
+from flashrec.serving import cache, keys
+
+log = logging.getLogger(__name__)
+
+RankFn = Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]]
+AbConfigFn = Callable[[], tuple[dict[str, float], frozenset[str]]]
+DEFAULT_VARIANT = "champion"
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
+
+
+def status_key(group: str) -> str:
+    """Hash where a running scorer publishes its counters (read by ``status``)."""
+    return f"{keys.PREFIX}scorer:{group}:status"
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Knobs of one scorer process (``from_settings`` picks them from Settings)."""
+
+    group: str = "scorer"
+    consumer: str = "scorer-1"
+    batch_size: int = 256
+    block_ms: int = 500
+    top_n: int = 50
+    margin: int = 20  # extra items asked for, so sold-out removal still leaves top_n
+    retry_interval_s: float = 2.0  # re-read pending this often while shoppers are deferred
+    segment_interval_s: float = 30.0
+    segment_k: int = 100
+    prewarm_window_s: int = 3600
+    prewarm_max: int = 10_000
+    unchanged_refresh_s: float = 60.0  # an identical list younger than this is not rewritten
+    list_ttl_s: int = cache.DEFAULT_LIST_TTL_S
+    lkg_ttl_s: int = cache.DEFAULT_LKG_TTL_S
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> ScorerConfig:
+        """Fields from ``settings.scorer_<field>`` when Settings has them, else defaults."""
+        values = {
+            f: getattr(settings, f"scorer_{f}")
+            for f in cls.__dataclass_fields__
+            if hasattr(settings, f"scorer_{f}")
+        }
+        return cls(**{**values, **overrides})
+
+
+@dataclass
+class ScorerStats:
+    batches: int = 0
+    signals: int = 0
+    shoppers: int = 0
+    lists_written: int = 0
+    lists_unchanged: int = 0
+    deferred: int = 0
+    segment_lists: int = 0
+    redis_errors: int = 0
+    model_service_up: bool = True
+    last_batch_ms: int = 0
+    last_segments_ms: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class BatchResult:
+    acked: int = 0
+    written: int = 0
+    unchanged: int = 0
+    deferred: list[str] = field(default_factory=list)  # shoppers left pending
+
+
+@dataclass
+class _Planned:
+    shopper: str
+    variant: str
+    items: list[str]
+    scores: list[float]
+    model_version: str
+    tier: str
+    n_interactions: int
+
+
+class Scorer:
+    """One scorer: ``step`` processes one batch; ``run`` loops until ``stop`` is set."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        event_log: EventLog,
+        read_features: FeatureReader,
+        catalog: Catalog,
+        *,
+        rank: RankFn | None,
+        config: ScorerConfig | None = None,
+        rescore_stream: str = "flashrec:rescore",
+        catalog_version: str = "catalog",
+        ab_config: AbConfigFn | None = None,
+        read_items: FeatureReader | None = None,
+        refresh_catalog: Callable[[], tuple[Catalog, str] | None] | None = None,
+    ) -> None:
+        self.client = client
+        self.log = event_log
+        self.read_features = read_features
+        self.catalog = catalog
+        self.catalog_version = catalog_version
+        self.rank = rank
+        self.config = config or ScorerConfig()
+        self.rescore_stream = rescore_stream
+        self.ab_config = ab_config or (lambda: cache.read_ab_config(client))
+        self.read_items = read_items
+        self.refresh_catalog = refresh_catalog
+        self.stats = ScorerStats()
+        self._retry_at: float | None = None
+        self._segments_at = 0.0
+        self._rewarm = False
+        self._started = False
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def variants(self) -> list[str]:
+        """Served variants (share > 0) plus shadow ones; ``champion`` when none is set."""
+        shares, shadow = self.ab_config()
+        found = {v for v, s in shares.items() if s > 0} | set(shadow)
+        return sorted(found) or [DEFAULT_VARIANT]
+
+    def process(self, records: Sequence[LogRecord], *, ack: bool = True) -> BatchResult:
+        """Score the shoppers named by ``records``, write their lists, acknowledge."""
+        result = BatchResult()
+        signals, bad = [], []
+        for rec in records:
+            sig = parse_signal(rec)
+            if sig is None:
+                bad.append(rec.id)
+            else:
+                signals.append(sig)
+        groups = coalesce(signals)
+        states = shopper_states(signals, self.read_features) if signals else {}
+        variants = self.variants()
+        plans, deferred = self._plan(states, variants)
+        written, unchanged = self._write(plans)
+        done_ids = list(bad)
+        for shopper, sigs in groups.items():
+            if shopper not in deferred:
+                done_ids.extend(s.record_id for s in sigs)
+        if ack and done_ids:
+            self.log.ack(self.config.group, done_ids)
+        result.acked = len(done_ids)
+        result.written, result.unchanged = written, unchanged
+        result.deferred = sorted(deferred)
+        st = self.stats
+        st.batches += 1
+        st.signals += len(signals)
+        st.shoppers += len(groups)
+        st.lists_written += written
+        st.lists_unchanged += unchanged
+        st.deferred = len(deferred)
+        st.last_batch_ms = cache.now_ms()
+        self._publish_stats()
+        return result
+
+    def _plan(
+        self, states: dict[str, ShopperState], variants: list[str]
+    ) -> tuple[list[_Planned], set[str]]:
+        cfg = self.config
+        want = cfg.top_n + cfg.margin
+        plans: list[_Planned] = []
+        personalized: list[ShopperState] = []
+        for st in states.values():
+            if st.skip or st.tier == "segment":
+                continue
+            if st.tier == "personalized":
+                personalized.append(st)
+                continue
+            ranked = content_list(self.catalog, st.recent_items, want)
+            if not ranked:
+                continue
+            for v in variants:
+                plans.append(
+                    _Planned(
+                        st.shopper,
+                        v,
+                        [i for i, _ in ranked],
+                        [s for _, s in ranked],
+                        f"content@{self.catalog_version}",
+                        "content",
+                        st.n_interactions,
+                    )
+                )
+        deferred: set[str] = set()
+        if personalized:
+            got = self._personalized(personalized, variants, want)
+            if got is None:
+                deferred = {st.shopper for st in personalized}
+            else:
+                plans.extend(got[0])
+                deferred = got[1]
+        return plans, deferred
+
+    def _personalized(
+        self, states: list[ShopperState], variants: list[str], want: int
+    ) -> tuple[list[_Planned], set[str]] | None:
+        """Lists from the model service; None when it is down (every shopper deferred)."""
+        if self.rank is None:
+            return None
+        queries = [
+            {"recent_items": list(st.recent_items), "k": want, "variant": v}
+            for st in states
+            for v in variants
+        ]
+        try:
+            answers = self.rank(queries)
+            self.stats.model_service_up = True
+        except ModelServiceDown as exc:
+            if self.stats.model_service_up:
+                log.warning("model service down, personalized shoppers deferred: %s", exc)
+            self.stats.model_service_up = False
+            self.stats.last_error = str(exc)[:300]
+            return None
+        plans, bad = [], set()
+        for q, ans in zip([(st, v) for st in states for v in variants], answers, strict=True):
+            st, v = q
+            items, scores = ans.get("items") or [], ans.get("scores") or []
+            if not _sane(items, scores):
+                bad.add(st.shopper)  # never cache garbage: keep the current list, retry
+                continue
+            plans.append(
+                _Planned(
+                    st.shopper,
+                    v,
+                    [str(i) for i in items],
+                    [float(s) for s in scores],
+                    str(ans.get("model_version") or "unknown"),
+                    "personalized",
+                    st.n_interactions,
+                )
+            )
+        return [p for p in plans if p.shopper not in bad], bad
+
+    def _write(self, plans: list[_Planned]) -> tuple[int, int]:
+        """Sold-out filter, unchanged check, then one pipeline of list writes."""
+        if not plans:
+            return 0, 0
+        cfg = self.config
+        every = list({i for p in plans for i in p.items})
+        sold = cache.read_sold_out(self.client, every)
+        current = self.client.mget([keys.rec_list(p.variant, p.shopper) for p in plans])
+        now = cache.now_ms()
+        pipe = self.client.pipeline(transaction=False)
+        written = unchanged = 0
+        for plan, raw in zip(plans, current, strict=True):
+            kept = [(i, s) for i, s in zip(plan.items, plan.scores, strict=True) if i not in sold]
+            kept = kept[: cfg.top_n]
+            if not kept:
+                continue
+            items = tuple(i for i, _ in kept)
+            old = cache.decode_list(raw)
+            if (
+                old is not None
+                and old.items == items
+                and old.model_version == plan.model_version
+                and old.tier == plan.tier
+                and now - old.computed_at < cfg.unchanged_refresh_s * 1000
+            ):
+                unchanged += 1
+                continue
+            cached = cache.CachedList(
+                items=items,
+                scores=tuple(s for _, s in kept),
+                model_version=plan.model_version,
+                variant=plan.variant,
+                computed_at=now,
+                tier=plan.tier,
+                n_interactions=plan.n_interactions,
+            )
+            cache.write_user_list(
+                pipe,  # type: ignore[arg-type]  # a pipeline queues the same EVAL
+                plan.shopper,
+                cached,
+                ttl_s=cfg.list_ttl_s,
+                lkg_ttl_s=cfg.lkg_ttl_s,
+            )
+            written += 1
+        if written:
+            pipe.execute()
+        return written, unchanged
+
+    def _publish_stats(self) -> None:
+        fields = {k: str(v) for k, v in asdict(self.stats).items()}
+        self.client.hset(status_key(self.config.group), mapping=fields)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the group, finish our own pending records, pre-warm, write segments."""
+        self.log.ensure_group(self.config.group)
+        self.drain_pending()
+        self.prewarm()
+        self.refresh_segments()
+        self._started = True
+
+    def drain_pending(self) -> int:
+        """Re-process what this consumer took and never acknowledged (crash recovery)."""
+        total = 0
+        while True:
+            recs = self.log.read_pending(
+                self.config.group, self.config.consumer, self.config.batch_size
+            )
+            if not recs:
+                self._retry_at = None
+                return total
+            res = self.process(recs)
+            total += res.acked
+            if res.deferred:
+                self._retry_at = time.monotonic() + self.config.retry_interval_s
+            if res.acked == 0:
+                return total
+
+    def prewarm(self) -> int:
+        """Score shoppers who signalled within ``prewarm_window_s`` before they ask.
+
+        WHY from the rescore stream: it is the one index of recently active shoppers (the
+        online store cannot be listed). Not acknowledged: these are not group reads.
+        """
+        cfg = self.config
+        since = cache.now_ms() - cfg.prewarm_window_s * 1000
+        # only what the group already delivered: undelivered signals come through the group
+        last = self.log.health(cfg.group).last_delivered_id or "0-0"
+        if last == "0-0":
+            return 0
+        entries = self.client.xrevrange(
+            self.rescore_stream, max=last, min=str(since), count=cfg.prewarm_max
+        )
+        if not entries:
+            return 0
+        recs = [
+            LogRecord(_s(entry_id), json.dumps({_s(k): _s(v) for k, v in fields.items()}))
+            for entry_id, fields in entries
+        ]
+        total = 0
+        for start in range(0, len(recs), cfg.batch_size):
+            total += self.process(recs[start : start + cfg.batch_size], ack=False).written
+        log.info("pre-warmed %d lists from %d recent signals", total, len(recs))
+        return total
+
+    def refresh_segments(self) -> int:
+        """Segment lists now (and the catalog first, if the champion changed)."""
+        if self.refresh_catalog is not None:
+            try:
+                fresh = self.refresh_catalog()
+            except Exception as exc:  # noqa: BLE001 - the old catalog stays usable
+                log.warning("catalog refresh failed, keeping %s: %s", self.catalog_version, exc)
+                fresh = None
+            if fresh is not None:
+                self.catalog, self.catalog_version = fresh
+        n = refresh_segments(
+            self.client,
+            self.catalog,
+            self.read_items,
+            k=self.config.segment_k,
+            model_version=f"segment@{self.catalog_version}",
+        )
+        self.stats.segment_lists += n
+        self.stats.last_segments_ms = cache.now_ms()
+        self._segments_at = time.monotonic() + self.config.segment_interval_s
+        return n
+
+    def step(self) -> BatchResult | None:
+        """One iteration: retries due, segments due, then new signals (blocking briefly)."""
+        if not self._started or self._rewarm:
+            self.start()
+            if self._rewarm:
+                log.info("reconnected to Redis: segment lists and recent shoppers re-warmed")
+            self._rewarm = False
+        now = time.monotonic()
+        if self._retry_at is not None and now >= self._retry_at:
+            self.drain_pending()
+        if now >= self._segments_at:
+            self.refresh_segments()
+        recs = self.log.read_group(
+            self.config.group,
+            self.config.consumer,
+            self.config.batch_size,
+            self.config.block_ms,
+        )
+        if not recs:
+            return None
+        res = self.process(recs)
+        if res.deferred and self._retry_at is None:
+            self._retry_at = time.monotonic() + self.config.retry_interval_s
+        return res
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Loop until ``stop`` is set; Redis outages are waited out, then re-warmed."""
+        stop = stop or threading.Event()
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                self.step()
+                backoff = 0.2
+            except REDIS_ERRORS as exc:
+                self.stats.redis_errors += 1
+                self.stats.last_error = f"redis: {exc}"[:300]
+                if not self._rewarm:
+                    log.warning("Redis unreachable, retrying: %s", exc)
+                self._rewarm = True
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+def _sane(items: Any, scores: Any) -> bool:
+    """A model answer worth caching: non-empty ids without separators, one score each."""
+    return (
+        isinstance(items, list)
+        and isinstance(scores, list)
+        and 0 < len(items) == len(scores)
+        and all(isinstance(i, str) and i and "," not in i and "\n" not in i for i in items)
+    )
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_status(client: redis.Redis, event_log: EventLog, group: str) -> dict[str, Any]:
+    """What ``python -m flashrec.scoring status`` prints: group lag/pending + counters."""
+    out: dict[str, Any] = {"group": group}
+    try:
+        h = event_log.health(group)
+        out.update(
+            consumers=h.consumers,
+            pending=h.pending,
+            lag=h.lag,
+            last_delivered_id=h.last_delivered_id,
+        )
+    except (KeyError, redis.ResponseError) as exc:
+        out["group_error"] = str(exc)
+    out.update({_s(k): _s(v) for k, v in client.hgetall(status_key(group)).items()})
+    return out

@@ -1,0 +1,122 @@
+"""Scorer decisions without services: tiers, coalescing, content lists, vocabulary, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flashrec.eventlog.base import LogRecord
+from flashrec.scoring import synthetic
+from flashrec.scoring.catalog import Catalog, ItemInfo, content_list, price_bands
+from flashrec.scoring.catalog_model import CatalogModel, TrainingSetTooSmall, training_data
+from flashrec.scoring.tiers import coalesce, parse_signal, session_state, shopper_states, user_state
+from flashrec.scoring.vocab import Vocabulary
+
+
+def _rec(i: int, **fields: str) -> LogRecord:
+    return LogRecord(f"{i}-0", json.dumps(fields))
+
+
+def test_tier_follows_interaction_count() -> None:
+    assert session_state("s1", None).tier == "segment"  # anonymous, nothing seen
+    few = session_state("s1", {"session_events": 3, "session_recent_items": '["a","b"]'})
+    assert few.tier == "content" and few.recent_items == ("a", "b")
+    many = session_state("s1", {"session_events": 12, "session_recent_items": "[]"})
+    assert many.tier == "personalized"
+    quiet_hour = user_state("u1", {"user_recent_items": json.dumps([f"i{i}" for i in range(11)])})
+    assert quiet_hour.tier == "personalized" and quiet_hour.n_interactions == 11
+    busy = user_state("u1", {"user_views_1h": 4, "user_clicks_1h": 2, "user_recent_items": "[]"})
+    assert busy.tier == "content" and busy.n_interactions == 6
+    assert session_state("s2", {"session_is_anonymous": False, "session_events": 5}).skip
+
+
+def test_signals_parse_and_coalesce_per_shopper() -> None:
+    recs = [
+        _rec(1, user_id="u1", reason="view"),
+        _rec(2, session_id="s9", reason="click"),
+        _rec(3, user_id="u1", reason="click"),
+        _rec(4, reason="orphan"),
+        LogRecord("5-0", "not json"),
+    ]
+    signals = [s for r in recs if (s := parse_signal(r))]
+    assert [s.shopper for s in signals] == ["u:u1", "s:s9", "u:u1"]
+    groups = coalesce(signals)
+    assert list(groups) == ["u:u1", "s:s9"]
+    assert [s.record_id for s in groups["u:u1"]] == ["1-0", "3-0"]
+    calls: list[tuple[str, list[str]]] = []
+
+    def read(view: str, keys: list[str]) -> list[dict]:
+        calls.append((view, list(keys)))
+        return [{} for _ in keys]
+
+    states = shopper_states(signals, read)
+    assert set(states) == {"u:u1", "s:s9"}
+    assert calls == [("user_activity", ["u1"]), ("session_activity", ["s9"])]  # batched, deduped
+
+
+def _catalog() -> Catalog:
+    items = [
+        ItemInfo("a1", "shoes", "nike", "low", 5.0),
+        ItemInfo("a2", "shoes", "nike", "high", 9.0),
+        ItemInfo("a3", "shoes", "puma", "low", 1.0),
+        ItemInfo("b1", "hats", "nike", "low", 7.0),
+        ItemInfo("c1", "bags", "gucci", "premium", 100.0),
+    ]
+    return Catalog(items={i.item_id: i for i in items})
+
+
+def test_content_list_prefers_shared_attributes_then_popularity() -> None:
+    ranked = content_list(_catalog(), ["a1"], 4)
+    ids = [i for i, _ in ranked]
+    assert "a1" not in ids  # what they viewed is not recommended back
+    assert ids[:2] == ["a2", "a3"]  # same category first, more matches first
+    assert ids[2] == "b1"  # brand only
+    assert ids[3] == "c1"  # padded with global popularity
+    assert all(a[1] >= b[1] for a, b in zip(ranked, ranked[1:], strict=False))
+    assert [i for i, _ in content_list(_catalog(), [], 2)] == ["c1", "a2"]  # cold: popular
+
+
+def test_price_bands_are_quartiles() -> None:
+    bands = price_bands({f"x{i}": float(i) for i in range(8)})
+    assert bands["x0"] == "low" and bands["x7"] == "premium"
+    assert sorted(set(bands.values())) == sorted({"low", "mid", "high", "premium"})
+
+
+def test_vocabulary_round_trip(tmp_path) -> None:
+    vocab = Vocabulary(["b", "a", "b", "c"])
+    assert vocab.ids == ["b", "a", "c"] and len(vocab) == 3
+    assert vocab.encode(["c", "zzz", "b"]) == [2, 0]  # unknown items dropped
+    assert vocab.decode([2, 0]) == ["c", "b"]
+    vocab.save(tmp_path / "v.json")
+    assert Vocabulary.load(tmp_path / "v.json").ids == vocab.ids
+
+
+def test_catalog_json_round_trip() -> None:
+    data = training_data(synthetic.interactions(n_sessions=40))
+    again = Catalog.from_json(json.loads(json.dumps(data.catalog.to_json())))
+    assert again.items == data.catalog.items and again.segments == data.catalog.segments
+    assert set(again.segments) == {"device", "referrer"}
+    assert all(len(s) >= 2 for s in data.sessions)
+
+
+def test_tiny_training_set_is_refused(tmp_path) -> None:
+    data = training_data(synthetic.interactions(n_sessions=10))
+    with pytest.raises(TrainingSetTooSmall, match="training set too small"):
+        CatalogModel.fit(data.sessions, data.catalog)
+    with pytest.raises(TrainingSetTooSmall):
+        CatalogModel.fit([], Catalog())
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_scorer_side_imports_no_engine_and_no_training_code() -> None:
+    code = (
+        "import sys, flashrec.scoring.cli, flashrec.scoring.scorer; "
+        "bad = [m for m in ('bentoml', 'feast', 'pyspark', 'pyflink', 'dagster', 'xgboost', "
+        "'faiss', 'flashrec.recsys') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
