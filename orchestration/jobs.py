@@ -28,3 +28,33 @@ lake_daily_schedule = dg.build_schedule_from_partitioned_job(
 gold_schedule = dg.ScheduleDefinition(
     job=gold_job, cron_schedule="15 1 * * *", execution_timezone="UTC"
 )
+
+retrain_job = dg.define_asset_job(
+    "retrain_models",
+    selection=dg.AssetSelection.groups("models") - dg.AssetSelection.assets("model_rollout"),
+    description="Train, evaluate and register a model; a retrained one enters as a shadow.",
+)
+
+rollout_job = dg.define_asset_job(
+    "advance_rollout",
+    selection=dg.AssetSelection.assets("model_rollout"),
+    description="Move the challenger through shadow -> canary -> promote/rollback.",
+)
+
+#: Regular retraining (drift can trigger more through the sensor, with a cooldown).
+retrain_schedule = dg.ScheduleDefinition(
+    job=retrain_job, cron_schedule="0 3 * * *", execution_timezone="UTC"
+)
+#: The rollout decision is re-evaluated every 10 minutes while a challenger is out.
+rollout_schedule = dg.ScheduleDefinition(
+    job=rollout_job, cron_schedule="*/10 * * * *", execution_timezone="UTC"
+)
+
+drift_job = dg.define_asset_job(
+    "detect_drift",
+    selection=dg.AssetSelection.assets("drift_report"),
+    description="Compare the recent window with the reference window.",
+)
+drift_schedule = dg.ScheduleDefinition(
+    job=drift_job, cron_schedule="*/15 * * * *", execution_timezone="UTC"
+)

@@ -1,0 +1,325 @@
+"""The model chain as assets: training set -> two-tier model (embeddings, FAISS index,
+ranker) -> evaluation with checks -> registration -> rollout.
+
+Thin: training is flashrec.scoring.catalog_model / flashrec.recsys, evaluation is
+flashrec.evaluation, registration is bentos.model_registry, rollout is
+flashrec.adaptivity.rollout. A model that fails its checks is never registered.
+"""
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+import redis
+
+from assets.compute import k8s_op_tags
+from assets.resources import LakeResource
+from bentos import model_registry
+from flashrec.adaptivity.promotion import ArmStats
+from flashrec.adaptivity.rollout import (
+    CHALLENGER,
+    CHAMPION,
+    Ledger,
+    after_canary,
+    after_shadow,
+    start_challenger,
+)
+from flashrec.evaluation import evaluate, split_sessions
+from flashrec.scoring.catalog_model import CatalogModel, training_data
+from flashrec.serving.cache import read_ab_stats, set_ab_shares
+
+MODELS_GROUP = "models"
+#: A model older than a day during an event is stale; warn after 12 hours.
+MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=24), warn_window=timedelta(hours=12)
+)
+INTERACTION_COLUMNS = [
+    "session_id",
+    "event_time",
+    "event_seq",
+    "item_id",
+    "weight",
+    "price",
+    "category",
+    "brand",
+    "device",
+    "referrer",
+]
+
+
+@dg.asset(
+    group_name=MODELS_GROUP,
+    deps=["gold_interactions"],
+    kinds={"python"},
+    op_tags=k8s_op_tags("light"),
+)
+def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) -> dict:
+    """Sessions of the lake in event order, split in time: the newest 10% are held out."""
+    table = lake.table("gold/interactions")
+    rows = table.delta().to_pyarrow_table(columns=INTERACTION_COLUMNS).to_pylist()
+    # Sessions come out in order of their first event, so the hold-out is the newest.
+    rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
+    data = training_data(rows)
+    train, held_out = split_sessions(data.sessions)
+    context.add_output_metadata(
+        {
+            "sessions": len(data.sessions),
+            "train_sessions": len(train),
+            "held_out_sessions": len(held_out),
+            "items": len(data.catalog),
+            "interactions_version": table.version(),
+        }
+    )
+    return {"train": train, "held_out": held_out, "catalog": data.catalog}
+
+
+@dg.multi_asset(
+    outs={
+        "item_embeddings": dg.AssetOut(
+            group_name=MODELS_GROUP, kinds={"numpy"}, freshness_policy=MODEL_FRESHNESS
+        ),
+        "faiss_index": dg.AssetOut(
+            group_name=MODELS_GROUP, kinds={"faiss"}, freshness_policy=MODEL_FRESHNESS
+        ),
+        "ranker": dg.AssetOut(
+            group_name=MODELS_GROUP, kinds={"xgboost"}, freshness_policy=MODEL_FRESHNESS
+        ),
+    },
+    op_tags=k8s_op_tags("training"),
+)
+def two_tier_model(context: dg.AssetExecutionContext, lake: LakeResource, model_training_set: dict):
+    """Tier 1 (item embeddings + FAISS index + co-visitation) and tier 2 (XGBoost ranker),
+    fitted together and saved as one versioned artifact folder."""
+    model = CatalogModel.fit(model_training_set["train"], model_training_set["catalog"])
+    folder = model.save_versioned(lake.settings().artifacts_dir / "models")
+    generator = model.model.generator
+    vectors = getattr(getattr(generator, "embeddings", None), "vectors", None)
+    ann = getattr(generator, "ann", None)
+    common = {"model_version": model.model_version, "artifact": dg.MetadataValue.path(str(folder))}
+    yield dg.Output(
+        str(folder),
+        "item_embeddings",
+        metadata={
+            **common,
+            "items": int(vectors.shape[0]) if vectors is not None else 0,
+            "dimension": int(vectors.shape[1]) if vectors is not None else 0,
+        },
+    )
+    yield dg.Output(
+        str(folder),
+        "faiss_index",
+        metadata={
+            **common,
+            "index": type(getattr(ann, "index", ann)).__name__ if ann is not None else "none",
+            "vectors": int(getattr(getattr(ann, "index", None), "ntotal", 0) or 0),
+        },
+    )
+    yield dg.Output(
+        str(folder),
+        "ranker",
+        metadata={
+            **common,
+            **{k: float(v) for k, v in model.metrics.items()},
+        },
+    )
+    context.log.info("model %s fitted: %s", model.model_version, model.metrics)
+
+
+def _champion_metrics() -> dict[str, float] | None:
+    try:
+        entry = model_registry.find("champion")
+    except Exception:  # no store yet, or no champion: nothing to compare with
+        return None
+    metrics = entry.info.metadata.get("metrics") or {}
+    return {k: float(v) for k, v in metrics.items()}
+
+
+@dg.asset(
+    group_name=MODELS_GROUP,
+    kinds={"python"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "beats_popularity",
+            asset="model_evaluation",
+            blocking=True,
+            description="Held-out P@20 above the popularity baseline.",
+        ),
+        dg.AssetCheckSpec(
+            "not_worse_than_champion",
+            asset="model_evaluation",
+            blocking=True,
+            description="Held-out P@20 at least 99% of the champion's.",
+        ),
+    ],
+    op_tags=k8s_op_tags("light"),
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext, lake: LakeResource, model_training_set: dict, ranker: str
+) -> dg.MaterializeResult:
+    """Next-item P@20 / MRR@20 on held-out sessions, next to popularity and the champion."""
+    model = CatalogModel.load(ranker)
+
+    def recommend(prefixes: list[list[str]], k: int) -> list[list[str]]:
+        return [[item for item, _ in row] for row in model.recommend_batch(prefixes, k)]
+
+    quality, pop = evaluate(recommend, model_training_set["train"], model_training_set["held_out"])
+    champion = _champion_metrics()
+    report = {
+        "model_version": model.model_version,
+        "model": quality.as_dict(),
+        "popularity": pop.as_dict(),
+        "champion": champion,
+    }
+    out = lake.settings().artifacts_dir / "reports" / f"evaluation_{model.model_version}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    champion_p = (champion or {}).get("holdout_P@20")
+    checks = [
+        dg.AssetCheckResult(
+            check_name="beats_popularity",
+            passed=quality.precision > pop.precision,
+            metadata={"model_P@20": quality.precision, "popularity_P@20": pop.precision},
+        ),
+        dg.AssetCheckResult(
+            check_name="not_worse_than_champion",
+            passed=champion_p is None or quality.precision >= 0.99 * champion_p,
+            metadata={
+                "model_P@20": quality.precision,
+                "champion_P@20": champion_p if champion_p else "none",
+            },
+        ),
+    ]
+    model.metrics.update({"holdout_P@20": quality.precision, "holdout_MRR@20": quality.mrr})
+    model.save(ranker)  # the artifact carries the figures it was selected on
+    return dg.MaterializeResult(
+        check_results=checks,
+        metadata={
+            "model_version": model.model_version,
+            "P@20": quality.precision,
+            "MRR@20": quality.mrr,
+            "cases": quality.cases,
+            "popularity_P@20": pop.precision,
+            "popularity_MRR@20": pop.mrr,
+            "report": dg.MetadataValue.path(str(out)),
+        },
+    )
+
+
+@dg.asset(
+    group_name=MODELS_GROUP,
+    deps=["model_evaluation"],
+    kinds={"bentoml"},
+    op_tags=k8s_op_tags("light"),
+)
+def registered_model(
+    context: dg.AssetExecutionContext, lake: LakeResource, ranker: str
+) -> dg.MaterializeResult:
+    """Into the BentoML model store: champion when there is none, else a challenger that
+    enters the rollout as a shadow. Runs only when the evaluation checks passed."""
+    settings = lake.settings()
+    model = CatalogModel.load(ranker)
+    ledger = Ledger(settings.artifacts_dir / "rollout" / "decisions.jsonl")
+    first = _champion_metrics() is None
+    tag = model_registry.register(model, stage=CHAMPION if first else CHALLENGER)
+    state = ledger.current(model.model_version if first else "unknown")
+    if first:
+        action = "registered as champion (first model)"
+    else:
+        step = start_challenger(
+            state,
+            model.model_version,
+            actor=f"dagster:{context.run.run_id[:8]}",
+            reason="retrained model passed its evaluation checks",
+        )
+        ledger.append(step)
+        shares, shadow = step.state.traffic()
+        set_ab_shares(redis.Redis.from_url(settings.redis_url), shares, shadow)
+        action = f"challenger in shadow: {step.reason}"
+    return dg.MaterializeResult(
+        metadata={"tag": tag, "action": action, "model_version": model.model_version}
+    )
+
+
+def _arm(stats: dict[str, dict[str, float]], variant: str, version: str) -> ArmStats:
+    """Sessions = distinct shoppers shown the variant; conversions = those who bought."""
+    row = stats.get(variant, {})
+    shoppers = int(row.get("shoppers", 0))
+    conversions = round(row.get("conversion_rate", 0.0) * shoppers)
+    return ArmStats(
+        variant,
+        version,
+        shoppers,
+        conversions,
+        int(row.get("errors", 0)),
+        int(row.get("impressions", 0)),
+    )
+
+
+@dg.asset(
+    group_name=MODELS_GROUP,
+    kinds={"python"},
+    deps=["registered_model"],
+    op_tags=k8s_op_tags("light"),
+)
+def model_rollout(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """Advance the challenger: shadow -> 2% canary -> promote or roll back, by the stated
+    test on per-variant conversion; every step is written to the decision ledger."""
+    settings = lake.settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    ledger = Ledger(settings.artifacts_dir / "rollout" / "decisions.jsonl")
+    state = ledger.current("unknown")
+    stats = read_ab_stats(client)
+    actor = f"dagster:{context.run.run_id[:8]}"
+    if state.stage == "shadow":
+        shadow_stats = stats.get(CHALLENGER, {})
+        step = after_shadow(
+            state,
+            int(shadow_stats.get("impressions", 0)),
+            int(shadow_stats.get("errors", 0)),
+            actor,
+        )
+    elif state.stage == "canary":
+        step, _ = after_canary(
+            state,
+            _arm(stats, CHAMPION, state.champion_version),
+            _arm(stats, CHALLENGER, state.challenger_version or ""),
+            actor,
+        )
+        if step.action == "promote" and state.challenger_version:
+            entry = model_registry.find(state.challenger_version)
+            model_registry.register(
+                CatalogModel.load(entry.path_of("artifact")),
+                stage=CHAMPION,
+                promoted_from=state.challenger_version,
+            )
+    else:
+        return dg.MaterializeResult(metadata={"stage": state.stage, "action": "nothing to do"})
+    if step.action != "continue":
+        ledger.append(step)
+    shares, shadow = step.state.traffic()
+    set_ab_shares(client, shares, shadow)
+    history = "\n".join(
+        f"| {r['action']} | {r['before']} -> {r['after']} | {r['reason']} | {r['actor']} |"
+        for r in ledger.records()[-20:]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "action": step.action,
+            "reason": step.reason,
+            "stage": step.state.stage,
+            "champion": step.state.champion_version,
+            "shares": json.dumps(shares),
+            "decisions": dg.MetadataValue.md(
+                "| action | stage | why | who |\n|---|---|---|---|\n" + history
+            ),
+        }
+    )
+
+
+MODEL_ASSETS = [
+    model_training_set,
+    two_tier_model,
+    model_evaluation,
+    registered_model,
+    model_rollout,
+]
