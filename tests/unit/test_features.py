@@ -137,3 +137,28 @@ def test_feature_names_are_unique_and_typed():
         produced = view.fold([ev(1, 0, user="u", session="s")])
         assert set(produced) == set(view.feature_names), view.name
         assert {f.dtype for f in view.features} <= {"int64", "float64", "string", "bool"}
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_incremental_windows_equal_a_brute_force_count(seed):
+    """The running totals (fast path) against counting the raw events, late ones too."""
+    from flashrec.features import windows
+
+    rng = random.Random(seed)
+    state = windows.new_buckets()
+    seen: list[tuple[int, str]] = []
+    newest = 0
+    for _ in range(3000):
+        newest = max(newest, rng.randrange(newest, newest + 4)) if seen else 10_000
+        second = newest - int(rng.expovariate(1 / 60)) if rng.random() < 0.2 else newest
+        kind = rng.choice(windows.KINDS)
+        windows.add(state, second, newest, kind)
+        windows.prune(state, newest)
+        seen.append((second, kind))
+        if rng.random() < 0.05:
+            for width in windows.WINDOWS_S:
+                expected = {k: 0 for k in windows.KINDS}
+                for s, k in seen:
+                    if newest - width < s <= newest:
+                        expected[k] += 1
+                assert windows.window_counts(state, newest, width) == expected
