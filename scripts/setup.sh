@@ -84,6 +84,9 @@ fi
 # --- Flink's Redis Streams source (Java, compiled against PyFlink's own jars) -----------
 "$VENV/bin/python" -m flink_jobs.build_java
 
+# --- DuckDB's Delta extension, from the duckdb-ext-delta wheel (no download) --------------
+"$VENV/bin/python" -m feature_repo.duckdb_delta
+
 # --- Dagster / BentoML homes (telemetry off) -------------------------------------------
 mkdir -p var/dagster var/bentoml
 if [ ! -f var/dagster/dagster.yaml ]; then

@@ -1,0 +1,192 @@
+"""Feast over our Delta feature tables: point-in-time joins (duckdb), Redis online store.
+
+The Delta tables are hand-made here with delta-rs (the Spark job that writes them in
+production is tested in test_spark_features.py); Feast, duckdb and Redis are all real.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from flashrec import features as shared
+from flashrec.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+ARROW = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string(), "bool": pa.bool_()}
+DEFAULTS = {"int64": 0, "float64": 0.0, "string": "", "bool": False}
+
+
+def _write_view(settings: Settings, view: shared.FeatureView, rows: list[dict]) -> None:
+    """Write a feature table the way spark_jobs.features lays it out (key, time, features)."""
+    from feature_repo.definitions import feature_table_name
+
+    schema = pa.schema(
+        [
+            (view.entity, pa.string()),
+            ("event_timestamp", pa.timestamp("us", tz="UTC")),
+            *[(spec.name, ARROW[spec.dtype]) for spec in view.features],
+        ]
+    )
+    full = [{spec.name: DEFAULTS[spec.dtype] for spec in view.features} | row for row in rows]
+    table = pa.Table.from_pylist(full, schema=schema)
+    write_deltalake(str(settings.table_path(feature_table_name(view.name))), table)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, redis_url):
+    from feature_repo.store import apply_definitions, feature_store
+
+    settings = Settings.from_env(var_dir=tmp_path_factory.mktemp("feast"), redis_url=redis_url)
+    h = timedelta(hours=1)
+    _write_view(
+        settings,
+        shared.USER,
+        [
+            {"user_id": "u1", "event_timestamp": T0, "user_purchases_total": 1},
+            {
+                "user_id": "u1",
+                "event_timestamp": T0 + 2 * h,
+                "user_purchases_total": 2,
+                "user_top_category": "shoes",
+            },
+            {"user_id": "u2", "event_timestamp": T0 + h, "user_purchases_total": 7},
+        ],
+    )
+    _write_view(
+        settings,
+        shared.SESSION,
+        [
+            {"session_id": "s1", "event_timestamp": T0, "session_events": 1},
+            {
+                "session_id": "s1",
+                "event_timestamp": T0 + h,
+                "session_events": 5,
+                "session_is_anonymous": True,
+            },
+        ],
+    )
+    _write_view(
+        settings,
+        shared.ITEM,
+        [
+            {"item_id": "i1", "event_timestamp": T0 - h, "item_price": 9.5, "item_stock_level": 3},
+            {
+                "item_id": "i1",
+                "event_timestamp": T0 + 3 * h,
+                "item_price": 8.0,
+                "item_stock_level": 0,
+                "item_is_sold_out": True,
+            },
+        ],
+    )
+    fs = feature_store(settings)
+    apply_definitions(fs)
+    apply_definitions(fs)  # idempotent
+    return fs
+
+
+def test_registry_mirrors_shared_definitions(store) -> None:
+    views = {v.name: v for v in store.list_feature_views()}
+    assert set(views) == {v.name for v in shared.FEATURE_VIEWS}
+    for view in shared.FEATURE_VIEWS:
+        fv = views[view.name]
+        assert fv.entity_columns[0].name == view.entity
+        assert [f.name for f in fv.features] == view.feature_names
+        assert fv.stream_source is not None and fv.stream_source.name == f"{view.name}_push"
+    service = store.get_feature_service("ranker_v1")
+    assert {p.name for p in service.feature_view_projections} == set(views)
+
+
+def test_point_in_time_join(store) -> None:
+    h = timedelta(hours=1)
+    rows = [
+        # (user, session, item, timestamp) -> expected (purchases, session_events, price)
+        ("u1", "s1", "i1", T0 - 2 * h, (None, None, None)),  # before every first value
+        ("u1", "s1", "i1", T0, (1, 1, 9.5)),  # exactly at the values' timestamps
+        ("u1", "s1", "i1", T0 + h + timedelta(minutes=30), (1, 5, 9.5)),
+        ("u1", "s1", "i1", T0 + 2 * h, (2, 5, 9.5)),  # exact, a later value of u1
+        ("u1", "s1", "i1", T0 + 3 * h, (2, 5, 8.0)),
+        ("u2", "s1", "i1", T0 + 23 * h, (7, 5, 8.0)),  # session still within its 1 day
+        ("u2", "s1", "i1", T0 + 26 * h, (7, None, 8.0)),  # session ttl (1 day) passed
+        ("u1", "s2", "i1", T0 + 2 * h + timedelta(days=2, minutes=1), (None, None, 8.0)),
+        ("u3", "s1", "i2", T0 + h, (None, 5, None)),  # unknown keys
+    ]
+    entity_df = pd.DataFrame(
+        [
+            {"user_id": u, "session_id": s, "item_id": i, "event_timestamp": t}
+            for u, s, i, t, _ in rows
+        ]
+    )
+    entity_df["row"] = range(len(rows))
+    result = (
+        store.get_historical_features(
+            entity_df=entity_df, features=store.get_feature_service("ranker_v1")
+        )
+        .to_df()
+        .sort_values("row")
+    )
+    assert len(result) == len(rows)
+    every = [name for view in shared.FEATURE_VIEWS for name in view.feature_names]
+    assert set(every) <= set(result.columns)
+
+    def clean(value):
+        return None if pd.isna(value) else value
+
+    got = [
+        (clean(r.user_purchases_total), clean(r.session_events), clean(r.item_price))
+        for r in result.itertuples()
+    ]
+    assert got == [expected for *_, expected in rows]
+    at_4 = result.iloc[4]
+    assert at_4["user_top_category"] == "shoes" and bool(at_4["item_is_sold_out"]) is True
+
+
+def test_materialize_then_read_online(store) -> None:
+    from feature_repo.store import read_online
+
+    store.materialize(start_date=T0 - timedelta(days=1), end_date=T0 + timedelta(hours=4))
+    users = read_online(store, "user_activity", ["u1", "u2", "nobody"])
+    assert [u["user_purchases_total"] for u in users] == [2, 7, None]
+    assert users[0]["user_top_category"] == "shoes"
+    items = read_online(store, "item_activity", ["i1"])
+    assert items[0]["item_price"] == 8.0 and items[0]["item_is_sold_out"] is True
+
+
+def test_write_online_round_trip(store) -> None:
+    from feature_repo.store import read_online, write_online
+
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "session_id": f"live-{n}",
+            "event_timestamp": now,
+            "session_events": n,
+            "session_last_item": f"i{n}",
+            "session_is_anonymous": n % 2 == 0,
+            "session_recent_items": "[]",
+        }
+        | {
+            name: n
+            for name in (
+                "session_views",
+                "session_clicks",
+                "session_carts",
+                "session_purchases",
+                "session_distinct_items",
+                "session_duration_s",
+            )
+        }
+        for n in range(50)
+    ]
+    write_online(store, "session_activity", rows)
+    got = read_online(store, "session_activity", ["live-3", "live-4", "missing"])
+    assert got[0]["session_events"] == 3 and got[0]["session_last_item"] == "i3"
+    assert got[0]["session_is_anonymous"] is False and got[1]["session_is_anonymous"] is True
+    assert got[2]["session_events"] is None
