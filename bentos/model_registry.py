@@ -25,13 +25,19 @@ MODEL_NAME = "flashrec-catalog"
 STAGES = ("champion", "challenger")
 
 
-def register(model: CatalogModel, stage: str = "challenger", **labels: str) -> str:
-    """Save ``model`` into the store as ``flashrec-catalog:<model_version>``; returns the tag."""
+def register(
+    model: CatalogModel, stage: str = "challenger", tag_version: str | None = None, **labels: str
+) -> str:
+    """Save ``model`` into the store as ``flashrec-catalog:<model_version>``; returns the tag.
+
+    ``tag_version`` names the store entry when the same model is registered again (store
+    tags are immutable): a promotion re-registers the challenger under ``<version>-champion``.
+    """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     metric_labels = {k.replace("@", "_at_").lower(): f"{v:.6g}" for k, v in model.metrics.items()}
     with bentoml.models.create(
-        f"{MODEL_NAME}:{model.model_version}",
+        f"{MODEL_NAME}:{tag_version or model.model_version}",
         labels={"stage": stage, **metric_labels, **labels},
         metadata={
             "model_version": model.model_version,
@@ -53,6 +59,14 @@ def find(ref: str) -> Any:
         return max(staged, key=lambda m: m.info.creation_time)
     tag = ref if ":" in ref else f"{MODEL_NAME}:{ref}"
     return bentoml.models.get(tag)
+
+
+def promote(version: str) -> str:
+    """Make the challenger ``version`` the champion (the newest entry labelled champion)."""
+    model = load(version)
+    return register(
+        model, stage="champion", tag_version=f"{version}-champion", promoted_from=version
+    )
 
 
 def load(ref: str = "champion") -> CatalogModel:

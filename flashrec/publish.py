@@ -24,8 +24,6 @@ from flashrec.ingest import IngestLimits, RedisDedupeStore, ingest
 from flashrec.settings import Settings
 from flashrec.simulator import SimulationConfig, emit_stream
 
-DEFAULT_GATEWAY_URL = "http://127.0.0.1:3000"
-
 
 @dataclass
 class SinkStats:
@@ -148,13 +146,14 @@ def publish(
     duration_s: float,
     *,
     settings: Settings | None = None,
-    url: str = DEFAULT_GATEWAY_URL,
+    url: str | None = None,
     ramp: Sequence[tuple[float, float]] | None = None,
     batch_size: int = 100,
     run_id: str | None = None,
 ) -> PublishReport:
     """Emit the simulator's stream at the given pace into the gateway or the event log."""
     settings = settings or Settings.from_env()
+    url = url or f"http://127.0.0.1:{settings.gateway_port}"
     sink: GatewaySink | LogSink = GatewaySink(url) if via == "gateway" else LogSink(settings)
     try:
         stats = emit_stream(
@@ -194,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds")
     parser.add_argument("--ramp", help='stages "RATE:SECONDS,...", replaces --rate/--duration')
-    parser.add_argument("--url", default=DEFAULT_GATEWAY_URL, help="gateway base URL")
+    parser.add_argument("--url", default=None,
+                        help="gateway base URL (default: 127.0.0.1 on FLASHREC_GATEWAY_PORT)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--run-id", help="keeps event ids of separate runs apart")
     args = parser.parse_args(argv)

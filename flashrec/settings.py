@@ -257,6 +257,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Scorer: how far back pre-warming looks for active shoppers.",
     ),
+    Setting(
+        "ab_min_sessions",
+        "FLASHREC_AB_MIN_SESSIONS",
+        1000,
+        int,
+        "Rollout: sessions each arm needs before the promotion test may decide.",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -390,6 +397,7 @@ class Settings:
     scorer_top_n: int
     scorer_segment_interval_s: int
     scorer_prewarm_window_s: int
+    ab_min_sessions: int
     seed: int
     spark_master: str
     spark_driver_memory: str
