@@ -12,7 +12,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONWARNINGS := ignore
 
 .PHONY: setup demo test test-unit lint dagster lock up down status parity bench-stream \
-	bench-quality bench-automl bench-slo k8s clean
+	bench-quality bench-automl bench-slo bench-slo-read k8s clean
 
 setup:
 	@bash scripts/setup.sh
@@ -62,6 +62,9 @@ bench-automl: setup
 
 bench-slo: setup
 	$(PY) -m bench.slo
+
+bench-slo-read: setup
+	$(PY) -m bench.slo_read --duration 15 --rounds 3 --with-default
 
 bench-quality: setup
 	$(PY) -m bench.quality $(if $(DATA),--data $(DATA))

@@ -264,6 +264,48 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Rollout: sessions each arm needs before the promotion test may decide.",
     ),
+    Setting(
+        "serving_max_age_s",
+        "FLASHREC_SERVING_MAX_AGE_S",
+        600.0,
+        float,
+        "Read API: a cached list older than this is stale (-> last-known-good, popularity).",
+    ),
+    Setting(
+        "serving_lkg_max_age_s",
+        "FLASHREC_SERVING_LKG_MAX_AGE_S",
+        86400.0,
+        float,
+        "Read API: oldest usable last-known-good list.",
+    ),
+    Setting(
+        "serving_redis_timeout_ms",
+        "FLASHREC_SERVING_REDIS_TIMEOUT_MS",
+        100.0,
+        float,
+        "Read API: Redis read bound before answering from process memory.",
+    ),
+    Setting(
+        "serving_default_variant",
+        "FLASHREC_SERVING_DEFAULT_VARIANT",
+        "champion",
+        str,
+        "Read API: variant served when no A/B shares are set.",
+    ),
+    Setting(
+        "serving_ab_refresh_s",
+        "FLASHREC_SERVING_AB_REFRESH_S",
+        1.0,
+        float,
+        "Read API: how often shares, shadow set and the popularity copy are re-read.",
+    ),
+    Setting(
+        "serving_impressions_maxlen",
+        "FLASHREC_SERVING_IMPRESSIONS_MAXLEN",
+        1_000_000,
+        int,
+        "Read API: retention of the impression stream (entries).",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -398,6 +440,12 @@ class Settings:
     scorer_segment_interval_s: int
     scorer_prewarm_window_s: int
     ab_min_sessions: int
+    serving_max_age_s: float
+    serving_lkg_max_age_s: float
+    serving_redis_timeout_ms: float
+    serving_default_variant: str
+    serving_ab_refresh_s: float
+    serving_impressions_maxlen: int
     seed: int
     spark_master: str
     spark_driver_memory: str

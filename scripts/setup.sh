@@ -56,6 +56,9 @@ if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then
 fi
 say "java $(java_major) at $(command -v java)"
 
+# --- wrk, the load generator of the benchmarks ------------------------------------------
+command -v wrk >/dev/null || { say "installing wrk"; apt_install wrk || say "wrk unavailable: benchmarks that need it will say so"; }
+
 # --- Redis -----------------------------------------------------------------------------
 redis_host_port=$(echo "$REDIS_URL" | sed -E 's#redis://([^/@]*@)?([^:/]+):?([0-9]*).*#\2 \3#')
 read -r REDIS_HOST REDIS_PORT <<<"$redis_host_port"
