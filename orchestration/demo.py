@@ -27,14 +27,14 @@ from spark_jobs.tables import TABLES, lake_table
 log = logging.getLogger("flashrec.demo")
 
 
-def _run(instance: dg.DagsterInstance, selection: str, partition_key: str | None = None) -> None:
+def _run(
+    instance: dg.DagsterInstance, selection: str | list[str], partition_key: str | None = None
+) -> None:
     job = defs.resolve_implicit_global_asset_job_def()
     started = time.monotonic()
     result = job.execute_in_process(
         instance=instance,
-        asset_selection=list(
-            dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph())
-        ),
+        asset_selection=list(selection_of(selection).resolve(defs.resolve_asset_graph())),
         partition_key=partition_key,
         tags={"flashrec/trigger": "demo"},
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
@@ -46,11 +46,28 @@ def _run(instance: dg.DagsterInstance, selection: str, partition_key: str | None
     )
 
 
-FEATURES = (
-    "features_item_activity features_session_activity features_user_activity "
-    "feast_registry online_features"
-)
-MODELS = "model_training_set item_embeddings faiss_index ranker model_evaluation registered_model"
+FEATURES = [
+    "features_item_activity",
+    "features_session_activity",
+    "features_user_activity",
+    "feast_registry",
+    "online_features",
+]
+MODELS = [
+    "model_training_set",
+    "item_embeddings",
+    "faiss_index",
+    "ranker",
+    "model_evaluation",
+    "registered_model",
+]
+
+
+def selection_of(selection: str | list[str]) -> dg.AssetSelection:
+    """A list of asset keys, or one selection string ("group:gold", "bronze_events")."""
+    if isinstance(selection, list):
+        return dg.AssetSelection.assets(*selection)
+    return dg.AssetSelection.from_coercible(selection)
 
 
 def materialize_lake(instance: dg.DagsterInstance, settings: Settings) -> list[str]:
@@ -86,8 +103,7 @@ def summary(settings: Settings, days: Sequence[str]) -> str:
         "Explore: `make up` keeps the stack running (`make down` stops it):",
         f"  Dagster UI       http://127.0.0.1:{settings.dagster_port}  "
         f"(DAGSTER_HOME={settings.dagster_home})",
-        f"  read API docs    http://127.0.0.1:{settings.read_api_port}/docs  "
-        f"metrics /metrics",
+        f"  read API docs    http://127.0.0.1:{settings.read_api_port}/docs  metrics /metrics",
         f"  event gateway    http://127.0.0.1:{settings.gateway_port}/events (POST)",
         f"  model service    http://127.0.0.1:{settings.model_service_port}",
     ]
