@@ -58,7 +58,7 @@ bench-stream: setup
 	$(PY) -m bench.stream
 
 bench-automl: setup
-	$(PY) -m bench.automl
+	$(PY) -m bench.automl $(if $(DATA),--data $(DATA)) $(if $(QUICK),--quick)
 
 # Read path under load against the bare-ASGI ceiling (the full-stack flash-sale SLO run,
 # with events and the scorer, is not built yet).
