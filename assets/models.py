@@ -6,10 +6,13 @@ flashrec.evaluation, registration is bentos.model_registry, rollout is
 flashrec.adaptivity.rollout. A model that fails its checks is never registered.
 """
 
+import base64
+import dataclasses
 import json
 from datetime import timedelta
 
 import dagster as dg
+import numpy as np
 import redis
 
 from assets.compute import k8s_op_tags
@@ -25,7 +28,12 @@ from flashrec.adaptivity.rollout import (
     start_challenger,
 )
 from flashrec.evaluation import evaluate, split_sessions
+from flashrec.recsys.automl.pipeline import run_automl
+from flashrec.recsys.automl.study import StudyConfig
+from flashrec.recsys.model import TwoTierConfig
+from flashrec.recsys.ranker import RankerConfig
 from flashrec.scoring.catalog_model import CatalogModel, training_data
+from flashrec.scoring.vocab import Vocabulary
 from flashrec.serving.cache import read_ab_stats, set_ab_shares
 
 MODELS_GROUP = "models"
@@ -73,6 +81,75 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
     return {"train": train, "held_out": held_out, "catalog": data.catalog}
 
 
+def _png_markdown(path) -> dg.MetadataValue:
+    """An image a person can see in the UI (the PNG inlined), with the file beside it."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{path.stem}](data:image/png;base64,{data})")
+
+
+@dg.asset(group_name=MODELS_GROUP, kinds={"optuna"}, op_tags=k8s_op_tags("training"))
+def ranker_study(
+    context: dg.AssetExecutionContext, lake: LakeResource, model_training_set: dict
+) -> dict:
+    """Optuna search over the ranker (pruned, persistent, warm-started from the last study),
+    on the validation tail of the training sessions; returns the chosen hyperparameters."""
+    settings = lake.settings()
+    vocab = Vocabulary(sorted({i for s in model_training_set["train"] for i in s}))
+    sessions = [
+        np.asarray(vocab.encode(s), dtype=np.int64)
+        for s in model_training_set["train"]
+        if len(s) >= 2
+    ]
+    result = run_automl(
+        sessions,
+        len(vocab),
+        settings,
+        StudyConfig(
+            study_name="ranker-lake", n_trials=settings.automl_trials, warm_start_from="ranker-lake"
+        ),
+        emb_dims=(16, 32, 64),
+    )
+    chosen = result.chosen
+    params = {
+        k: v for k, v in dataclasses.asdict(chosen_ranker(result)).items() if k in RANKER_KEYS
+    }
+    metadata = {
+        "trials": result.study.n_run,
+        "pruned": result.study.n_pruned,
+        "best_MRR@20": round(result.best.result.mrr_at_20, 3),
+        "default_MRR@20": round(result.default.result.mrr_at_20, 3),
+        "gain_points": round(result.gain, 3),
+        "chosen": chosen.name,
+        "chosen_params": json.dumps(params),
+        "emb_dim": result.embedding.chosen_dim if result.embedding else 64,
+        "table": dg.MetadataValue.md("```\n" + "\n".join(result.table()) + "\n```"),
+        "storage": dg.MetadataValue.path(str(result.storage)),
+    }
+    for name, path in result.plots.items():
+        metadata[f"plot_{name}"] = _png_markdown(path)
+    context.add_output_metadata(metadata)
+    return params
+
+
+RANKER_KEYS = (
+    "objective",
+    "learning_rate",
+    "max_depth",
+    "min_child_weight",
+    "subsample",
+    "colsample_bytree",
+    "max_bin",
+    "num_rounds",
+    "early_stopping",
+)
+
+
+def chosen_ranker(result) -> RankerConfig:
+    from flashrec.recsys.automl.study import trial_config
+
+    return trial_config(result.chosen.params, StudyConfig()).ranker
+
+
 @dg.multi_asset(
     outs={
         "item_embeddings": dg.AssetOut(
@@ -87,11 +164,22 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
     },
     op_tags=k8s_op_tags("training"),
 )
-def two_tier_model(context: dg.AssetExecutionContext, lake: LakeResource, model_training_set: dict):
-    """Tier 1 (item embeddings + FAISS index + co-visitation) and tier 2 (XGBoost ranker),
-    fitted together and saved as one versioned artifact folder."""
-    model = CatalogModel.fit(model_training_set["train"], model_training_set["catalog"])
-    folder = model.save_versioned(lake.settings().artifacts_dir / "models")
+def two_tier_model(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    model_training_set: dict,
+    ranker_study: dict,
+):
+    """Tier 1 (item embeddings + FAISS index + co-visitation) and tier 2 (XGBoost ranker
+    with the study's chosen hyperparameters), fitted together as one versioned artifact."""
+    settings = lake.settings()
+    ranker = RankerConfig(**ranker_study, device=settings.model_device, seed=settings.seed)
+    model = CatalogModel.fit(
+        model_training_set["train"],
+        model_training_set["catalog"],
+        config=TwoTierConfig(ranker=ranker),
+    )
+    folder = model.save_versioned(settings.artifacts_dir / "models")
     generator = model.model.generator
     vectors = getattr(getattr(generator, "embeddings", None), "vectors", None)
     ann = getattr(generator, "ann", None)
@@ -318,6 +406,7 @@ def model_rollout(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
 MODEL_ASSETS = [
     model_training_set,
+    ranker_study,
     two_tier_model,
     model_evaluation,
     registered_model,

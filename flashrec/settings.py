@@ -306,6 +306,13 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Read API: retention of the impression stream (entries).",
     ),
+    Setting(
+        "automl_trials",
+        "FLASHREC_AUTOML_TRIALS",
+        12,
+        int,
+        "Trials of the ranker study in the model pipeline (make bench-automl runs 50).",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -446,6 +453,7 @@ class Settings:
     serving_default_variant: str
     serving_ab_refresh_s: float
     serving_impressions_maxlen: int
+    automl_trials: int
     seed: int
     spark_master: str
     spark_driver_memory: str

@@ -55,6 +55,7 @@ FEATURES = [
 ]
 MODELS = [
     "model_training_set",
+    "ranker_study",
     "item_embeddings",
     "faiss_index",
     "ranker",
