@@ -77,9 +77,7 @@ FEATURE_TABLES: dict[str, str] = {view.name: feature_table_name(view) for view i
 
 
 def feature_table(settings: Settings, view: FeatureView) -> DeltaLakeTable:
-    return DeltaLakeTable(
-        settings.table_path(feature_table_name(view)), partition_by=(), writer=settings.lake_writer
-    )
+    return lake_table(settings, feature_table_name(view))
 
 
 # ---- input: FeatureEvent rows ---------------------------------------------------------------

@@ -15,6 +15,11 @@ TABLES: dict[str, tuple[str, ...]] = {
     "gold/item_stats": (),
     "gold/catalog": (),
     "gold/interactions": ("event_date",),
+    # Feature history (spark_jobs/features.py) and the Feast training set (feature_repo).
+    "gold/features_user_activity": (),
+    "gold/features_session_activity": (),
+    "gold/features_item_activity": (),
+    "gold/training_ranker_v1": (),
 }
 
 
