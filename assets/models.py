@@ -32,7 +32,7 @@ from flashrec.recsys.automl.pipeline import run_automl
 from flashrec.recsys.automl.study import StudyConfig
 from flashrec.recsys.model import TwoTierConfig
 from flashrec.recsys.ranker import RankerConfig
-from flashrec.scoring.catalog_model import CatalogModel, training_data
+from flashrec.scoring.catalog_model import INTERACTION_COLUMNS, CatalogModel, training_data
 from flashrec.scoring.vocab import Vocabulary
 from flashrec.serving.cache import read_ab_stats, set_ab_shares
 
@@ -41,18 +41,6 @@ MODELS_GROUP = "models"
 MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=24), warn_window=timedelta(hours=12)
 )
-INTERACTION_COLUMNS = [
-    "session_id",
-    "event_time",
-    "event_seq",
-    "item_id",
-    "weight",
-    "price",
-    "category",
-    "brand",
-    "device",
-    "referrer",
-]
 
 
 @dg.asset(
@@ -64,7 +52,7 @@ INTERACTION_COLUMNS = [
 def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) -> dict:
     """Sessions of the lake in event order, split in time: the newest 10% are held out."""
     table = lake.table("gold/interactions")
-    rows = table.delta().to_pyarrow_table(columns=INTERACTION_COLUMNS).to_pylist()
+    rows = table.delta().to_pyarrow_table(columns=list(INTERACTION_COLUMNS)).to_pylist()
     # Sessions come out in order of their first event, so the hold-out is the newest.
     rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
     data = training_data(rows)

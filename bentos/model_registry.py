@@ -78,22 +78,10 @@ def train_from_lake(settings: Any, stage: str, **fit_kwargs: Any) -> str:
     """Fit on the lake's ``gold/interactions`` (all partitions) and register the model."""
     from deltalake import DeltaTable
 
-    from flashrec.scoring.catalog_model import training_data
+    from flashrec.scoring.catalog_model import INTERACTION_COLUMNS, training_data
 
     table = DeltaTable(str(settings.table_path("gold/interactions")))
-    columns = [
-        "session_id",
-        "event_time",
-        "event_seq",
-        "item_id",
-        "weight",
-        "price",
-        "category",
-        "brand",
-        "device",
-        "referrer",
-    ]
-    rows = table.to_pyarrow_table(columns=columns).to_pylist()
+    rows = table.to_pyarrow_table(columns=list(INTERACTION_COLUMNS)).to_pylist()
     data = training_data(rows)
     model = CatalogModel.fit(data.sessions, data.catalog, **fit_kwargs)
     model.save_versioned(settings.artifacts_dir / "models")

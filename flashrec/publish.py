@@ -193,8 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds")
     parser.add_argument("--ramp", help='stages "RATE:SECONDS,...", replaces --rate/--duration')
-    parser.add_argument("--url", default=None,
-                        help="gateway base URL (default: 127.0.0.1 on FLASHREC_GATEWAY_PORT)")
+    parser.add_argument(
+        "--url", default=None, help="gateway base URL (default: 127.0.0.1 on FLASHREC_GATEWAY_PORT)"
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--run-id", help="keeps event ids of separate runs apart")
     args = parser.parse_args(argv)

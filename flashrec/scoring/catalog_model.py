@@ -35,6 +35,21 @@ MIN_SESSIONS = 50
 MIN_ITEMS = 10
 
 
+#: The columns of the lake's ``gold/interactions`` that ``training_data`` reads.
+INTERACTION_COLUMNS = (
+    "session_id",
+    "event_time",
+    "event_seq",
+    "item_id",
+    "weight",
+    "price",
+    "category",
+    "brand",
+    "device",
+    "referrer",
+)
+
+
 class TrainingSetTooSmall(ValueError):
     """Too few usable sessions or items to fit a model worth serving."""
 
