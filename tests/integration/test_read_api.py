@@ -276,3 +276,32 @@ def test_metrics_and_ab_stats(api, r):
     assert stats["champion"]["impressions"] >= 1 and stats["champion"]["clicks"] >= 1
     spec = json.loads(urllib.request.urlopen(api + "/openapi/read.json", timeout=5).read())
     assert "/recommendations" in spec["paths"]
+
+
+def test_schemathesis_finds_no_server_error(api: str, r: redis.Redis) -> None:
+    """Property-based requests generated from the published OpenAPI schema: never a 5xx."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).parent / "schemathesis"
+    run = subprocess.run(
+        [
+            str(cli),
+            "run",
+            f"{api}/openapi/read.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "60",
+            "--request-timeout",
+            "5",
+            "--url",
+            api,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout, run.stdout[-3000:]
