@@ -12,7 +12,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONWARNINGS := ignore
 
 .PHONY: setup demo test test-unit lint dagster lock up down status parity bench-stream \
-	bench-quality bench-automl bench-slo k8s clean
+	bench-quality bench-automl bench-slo k8s features-start features-stop features-status clean
 
 setup:
 	@bash scripts/setup.sh
@@ -50,6 +50,15 @@ status:
 # Production manifests rendered from the settings into var/k8s/.
 k8s: setup
 	$(PY) -m orchestration.k8s
+
+features-start: setup
+	$(PY) -m flink_jobs.features_job start $(if $(RESTORE),--restore)
+
+features-stop:
+	$(PY) -m flink_jobs.features_job stop
+
+features-status:
+	$(PY) -m flink_jobs.features_job status
 
 parity: setup
 	$(PY) -m bench.parity

@@ -116,7 +116,7 @@ def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             check_name="catalog_within_drift_threshold",
             passed=not report.catalog.drifted,
             metadata={
-                "unknown_item_share": round(report.catalog.unknown_item_share, 4),
+                "unknown_item_share": round(float(report.catalog.unknown_item_share), 4),
                 "viral_items": report.catalog.viral_items[:20],
             },
         ),
@@ -131,7 +131,7 @@ def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "recent_rows": report.recent_rows,
             "features": psi_table,
             "drifted_features": drifted,
-            "unknown_item_share": round(report.catalog.unknown_item_share, 4),
+            "unknown_item_share": round(float(report.catalog.unknown_item_share), 4),
             "viral_items": report.catalog.viral_items[:20],
             "plot": dg.MetadataValue.path(str(plot)),
         },

@@ -313,6 +313,62 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Trials of the ranker study in the model pipeline (make bench-automl runs 50).",
     ),
+    Setting(
+        "flink_checkpoint_dir",
+        "FLASHREC_FLINK_CHECKPOINT_DIR",
+        lambda s: s["var_dir"] / "flink" / "checkpoints",
+        _path,
+        "Stream job: checkpoint directory (object storage in production).",
+    ),
+    Setting(
+        "flink_checkpoint_interval_ms",
+        "FLASHREC_FLINK_CHECKPOINT_INTERVAL_MS",
+        1000,
+        int,
+        "Stream job: checkpoint interval.",
+    ),
+    Setting(
+        "flink_parallelism",
+        "FLASHREC_FLINK_PARALLELISM",
+        1,
+        int,
+        "Stream job: operator parallelism.",
+    ),
+    Setting(
+        "flink_jobmanager",
+        "FLASHREC_FLINK_JOBMANAGER",
+        "local",
+        str,
+        "Stream job: 'local' (mini-cluster) or host:port of a cluster's REST endpoint.",
+    ),
+    Setting(
+        "flink_execution_mode",
+        "FLASHREC_FLINK_EXECUTION_MODE",
+        "thread",
+        str,
+        "Stream job: PyFlink Python execution mode ('thread' or 'process').",
+    ),
+    Setting(
+        "features_writer",
+        "FLASHREC_FEATURES_WRITER",
+        "feast",
+        str,
+        "Stream job: where online features go ('feast' SDK, or 'redis' for benchmarks).",
+    ),
+    Setting(
+        "features_flush_ms",
+        "FLASHREC_FEATURES_FLUSH_MS",
+        50,
+        int,
+        "Stream job: sink flush interval (latest value per key is written).",
+    ),
+    Setting(
+        "features_flush_rows",
+        "FLASHREC_FEATURES_FLUSH_ROWS",
+        2000,
+        int,
+        "Stream job: buffered rows that force a flush.",
+    ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
         "spark_master",
@@ -454,6 +510,14 @@ class Settings:
     serving_ab_refresh_s: float
     serving_impressions_maxlen: int
     automl_trials: int
+    flink_checkpoint_dir: Path
+    flink_checkpoint_interval_ms: int
+    flink_parallelism: int
+    flink_jobmanager: str
+    flink_execution_mode: str
+    features_writer: str
+    features_flush_ms: int
+    features_flush_rows: int
     seed: int
     spark_master: str
     spark_driver_memory: str

@@ -107,7 +107,7 @@ def catalog_drift(
         base = train_share.get(item, 0.0)
         if share >= VIRAL_MIN_SHARE and share >= VIRAL_RATIO * max(base, _EPS):
             viral.append(item)
-    return CatalogDrift(unknown / total, sorted(viral))
+    return CatalogDrift(float(unknown / total), [str(i) for i in sorted(viral)])
 
 
 def ctr_decayed(
