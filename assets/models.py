@@ -360,6 +360,7 @@ def model_rollout(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             _arm(stats, CHAMPION, state.champion_version),
             _arm(stats, CHALLENGER, state.challenger_version or ""),
             actor,
+            min_sessions=settings.ab_min_sessions,
         )
         if step.action == "promote" and state.challenger_version:
             entry = model_registry.find(state.challenger_version)

@@ -104,7 +104,8 @@ def summary(settings: Settings, days: Sequence[str]) -> str:
         "Explore: `make up` keeps the stack running (`make down` stops it):",
         f"  Dagster UI       http://127.0.0.1:{settings.dagster_port}  "
         f"(DAGSTER_HOME={settings.dagster_home})",
-        f"  read API docs    http://127.0.0.1:{settings.read_api_port}/docs  metrics /metrics",
+        f"  read API         http://127.0.0.1:{settings.read_api_port}/recommendations?user_id=U"
+        "  (schema /openapi/read.json, metrics /metrics)",
         f"  event gateway    http://127.0.0.1:{settings.gateway_port}/events (POST)",
         f"  model service    http://127.0.0.1:{settings.model_service_port}",
     ]

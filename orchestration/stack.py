@@ -156,7 +156,7 @@ def start(settings: Settings, component: Component) -> str:
     )
 
 
-def stop(settings: Settings, name: str, timeout_s: float = 20.0) -> str:
+def stop(settings: Settings, name: str, timeout_s: float = 8.0) -> str:
     pid = _pid(settings, name)
     if pid is None:
         return f"{name}: not running"

@@ -27,7 +27,7 @@ SIMULATION = {
     "FLASHREC_SIM_DAYS": "2",
     "FLASHREC_SIM_SESSIONS_PER_DAY": "900",
     "FLASHREC_DRIFT_RECENT_HOURS": "6",
-    "FLASHREC_AB_MIN_SESSIONS": "100",
+    "FLASHREC_AB_MIN_SESSIONS": "50",
     "FLASHREC_AUTOML_TRIALS": "3",
 }
 
@@ -50,8 +50,9 @@ def metadata(instance, key: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
-def recent_sessions(settings: Settings) -> dict[str, list[str]]:
-    """Sessions of the drift report's recent window (the flash sale), in event order."""
+def unseen_sessions(settings: Settings) -> dict[str, list[str]]:
+    """The newest sessions, held out of every model's training (see model_training_set):
+    the flash sale's last shoppers, in event order, that no model has seen."""
     from deltalake import DeltaTable
 
     rows = (
@@ -59,15 +60,14 @@ def recent_sessions(settings: Settings) -> dict[str, list[str]]:
         .to_pyarrow_table(columns=["session_id", "event_time", "event_seq", "item_id"])
         .to_pylist()
     )
-    newest = max(r["event_time"] for r in rows)
-    cutoff = newest.timestamp() - settings.drift_recent_hours * 3600
     sessions: dict[str, list[str]] = {}
     for r in sorted(rows, key=lambda r: (r["event_time"], r["event_seq"])):
-        if r["event_time"].timestamp() > cutoff:
-            items = sessions.setdefault(r["session_id"], [])
-            if not items or items[-1] != r["item_id"]:
-                items.append(r["item_id"])
-    return sessions
+        items = sessions.setdefault(r["session_id"], [])
+        if not items or items[-1] != r["item_id"]:
+            items.append(r["item_id"])
+    usable = [k for k, v in sessions.items() if len(v) >= 2]
+    held_out = usable[int(len(usable) * 0.9) :]  # split_sessions' hold-out share
+    return {k: sessions[k] for k in held_out}
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_flash_sale_drift_retrain_promotion_and_rollback(world, redis_url):
         arms[variant] = lambda prefixes, k, m=model: [
             [i for i, _ in row] for row in m.recommend_batch(prefixes, k)
         ]
-    counts = replay(recent_sessions(settings), arms, {"champion": 0.5, "challenger": 0.5})
+    counts = replay(unseen_sessions(settings), arms, {"champion": 0.5, "challenger": 0.5})
     print("REPLAY", counts)
     record(client, counts)
     run(defs, instance, "model_rollout")  # shadow -> canary
@@ -162,7 +162,7 @@ def test_flash_sale_drift_retrain_promotion_and_rollback(world, redis_url):
 
     state = start_challenger(ledger.current("?"), "broken-1", "test", "corrupted retrain").state
     ledger.append(after_shadow(state, 500, 0, "test"))
-    counts = replay(recent_sessions(settings), arms, {"champion": 0.5, "challenger": 0.5})
+    counts = replay(unseen_sessions(settings), arms, {"champion": 0.5, "challenger": 0.5})
     print("REPLAY broken", counts)
     record(client, counts, prefix="broken")
     run(defs, instance, "model_rollout")
