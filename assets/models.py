@@ -353,6 +353,7 @@ def model_rollout(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             int(shadow_stats.get("impressions", 0)),
             int(shadow_stats.get("errors", 0)),
             actor,
+            min_lists=settings.ab_min_sessions,
         )
     elif state.stage == "canary":
         step, _ = after_canary(
@@ -363,12 +364,7 @@ def model_rollout(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             min_sessions=settings.ab_min_sessions,
         )
         if step.action == "promote" and state.challenger_version:
-            entry = model_registry.find(state.challenger_version)
-            model_registry.register(
-                CatalogModel.load(entry.path_of("artifact")),
-                stage=CHAMPION,
-                promoted_from=state.challenger_version,
-            )
+            model_registry.promote(state.challenger_version)
     else:
         return dg.MaterializeResult(metadata={"stage": state.stage, "action": "nothing to do"})
     if step.action != "continue":

@@ -262,7 +262,7 @@ SETTINGS: tuple[Setting, ...] = (
         "FLASHREC_AB_MIN_SESSIONS",
         1000,
         int,
-        "Rollout: sessions each arm needs before the promotion test may decide.",
+        "Rollout: lists a shadow must produce, and sessions each arm needs, before deciding.",
     ),
     Setting(
         "serving_max_age_s",

@@ -77,7 +77,13 @@ def start_challenger(state: RolloutState, version: str, actor: str, reason: str)
     return _step(state, new, actor, "shadow", reason, {"challenger_version": version})
 
 
-def after_shadow(state: RolloutState, lists_written: int, errors: int, actor: str) -> Step:
+def after_shadow(
+    state: RolloutState,
+    lists_written: int,
+    errors: int,
+    actor: str,
+    min_lists: int = SHADOW_MIN_LISTS,
+) -> Step:
     """Shadow -> canary once the challenger produced enough lists without errors."""
     if state.stage != "shadow":
         raise ValueError(f"not in shadow (stage {state.stage})")
@@ -85,8 +91,8 @@ def after_shadow(state: RolloutState, lists_written: int, errors: int, actor: st
     if errors:
         new = RolloutState(state.champion_version)
         return _step(state, new, actor, "rollback", f"{errors} errors while in shadow", metrics)
-    if lists_written < SHADOW_MIN_LISTS:
-        reason = f"shadow continues: {lists_written}/{SHADOW_MIN_LISTS} lists so far"
+    if lists_written < min_lists:
+        reason = f"shadow continues: {lists_written}/{min_lists} lists so far"
         return _step(state, state, actor, "continue", reason, metrics)
     new = replace(state, stage="canary")
     reason = f"shadow clean ({lists_written} lists): serve {CANARY_SHARE:.0%} of traffic"
