@@ -7,10 +7,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import redis  # noqa: E402
 
 from assets.compute import k8s_op_tags  # noqa: E402
 from assets.resources import LakeResource  # noqa: E402
-from flashrec.adaptivity.drift import PSI_DRIFT, PSI_WARN  # noqa: E402
+from flashrec.adaptivity.drift import (  # noqa: E402
+    PSI_DRIFT,
+    PSI_WARN,
+    OnlineDecay,
+    candidate_drift,
+    candidate_positions,
+)
 from flashrec.adaptivity.report import DriftReport, build_report  # noqa: E402
 from flashrec.settings import Settings  # noqa: E402
 from orchestration.sensors import DRIFT_ASSET  # noqa: E402
@@ -51,6 +58,69 @@ def compute_drift(lake: LakeResource) -> DriftReport:
     )
 
 
+#: Shoppers sampled per window for the candidate-position drift (bounded cost).
+CANDIDATE_SAMPLE = 400
+#: First CTR seen per variant and model version: the baseline decay is measured against.
+BASELINE_CTR = "flashrec:ab:baseline_ctr"
+
+
+def _sessions_by_window(lake: LakeResource, cutoff) -> tuple[list[list[str]], list[list[str]]]:
+    rows = (
+        lake.table("gold/interactions")
+        .delta()
+        .to_pyarrow_table(columns=["session_id", "event_time", "event_seq", "item_id"])
+        .to_pylist()
+    )
+    rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
+    sessions: dict[str, list[str]] = {}
+    starts: dict[str, object] = {}
+    for r in rows:
+        items = sessions.setdefault(r["session_id"], [])
+        starts.setdefault(r["session_id"], r["event_time"])
+        if not items or items[-1] != r["item_id"]:
+            items.append(r["item_id"])
+    reference = [v for k, v in sessions.items() if starts[k].replace(tzinfo=None) <= cutoff]
+    recent = [v for k, v in sessions.items() if starts[k].replace(tzinfo=None) > cutoff]
+    return reference[-CANDIDATE_SAMPLE:], recent[-CANDIDATE_SAMPLE:]
+
+
+def add_candidate_drift(lake: LakeResource, report: DriftReport) -> None:
+    """Where the champion ranks what shoppers took next, reference vs recent window."""
+    from bentos import model_registry
+
+    try:
+        model = model_registry.load("champion")
+    except Exception as exc:  # no model yet: nothing to compare, say so
+        report.notes.append(f"no champion model for candidate drift ({exc})")
+        return
+    reference, recent = _sessions_by_window(lake, report.cutoff)
+
+    def recommend(prefixes: list[list[str]], k: int) -> list[list[str]]:
+        return [[i for i, _ in row] for row in model.recommend_batch(prefixes, k)]
+
+    drift = candidate_drift(
+        candidate_positions(recommend, reference), candidate_positions(recommend, recent)
+    )
+    if drift is not None:
+        report.features.append(drift)
+
+
+def online_decay(settings: Settings) -> list[OnlineDecay]:
+    """Per-variant CTR from the conversion tracking against the first CTR it showed."""
+    from flashrec.serving.cache import read_ab_stats
+
+    client = redis.Redis.from_url(settings.redis_url)
+    out = []
+    for variant, row in read_ab_stats(client).items():
+        impressions = int(row.get("impressions", 0))
+        if impressions < 500:
+            continue
+        client.hsetnx(BASELINE_CTR, variant, row["ctr"])
+        baseline = float(client.hget(BASELINE_CTR, variant) or row["ctr"])
+        out.append(OnlineDecay(variant, float(row["ctr"]), baseline, impressions))
+    return out
+
+
 def plot_drift(report: DriftReport, settings: Settings) -> Path:
     out = settings.artifacts_dir / "drift" / f"drift_{report.cutoff:%Y%m%dT%H%M%S}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +159,11 @@ def _psi_table(report: DriftReport) -> str:
             description="Fails when a feature's PSI passes 0.25.",
         ),
         dg.AssetCheckSpec(
+            "online_ctr_not_decayed",
+            asset=DRIFT_ASSET,
+            description="Fails when a variant's CTR falls below 80% of its own baseline.",
+        ),
+        dg.AssetCheckSpec(
             "catalog_within_drift_threshold",
             asset=DRIFT_ASSET,
             description="Fails on unknown-item traffic > 5% or viral items.",
@@ -102,11 +177,24 @@ def _psi_table(report: DriftReport) -> str:
 def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """Recent window against the reference window: feature PSI/KS and catalog drift."""
     report = compute_drift(lake)
+    add_candidate_drift(lake, report)
+    decays = online_decay(lake.settings())
     plot = plot_drift(report, lake.settings())
     context.log.info("drift: %s", report.summary())
     drifted = [f.feature for f in report.drifted_features]
     psi_table = dg.MetadataValue.md(_psi_table(report))
+    decayed = [d for d in decays if d.decayed]
     checks = [
+        dg.AssetCheckResult(
+            check_name="online_ctr_not_decayed",
+            passed=not decayed,
+            metadata={
+                d.variant: f"ctr {d.ctr:.4f} vs baseline {d.baseline_ctr:.4f} "
+                f"({d.impressions} impressions)"
+                for d in decays
+            }
+            or {"variants": "none"},
+        ),
         dg.AssetCheckResult(
             check_name="features_within_drift_threshold",
             passed=not drifted,
@@ -124,7 +212,8 @@ def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     return dg.MaterializeResult(
         check_results=checks,
         metadata={
-            "drift_detected": report.drift_detected,
+            "drift_detected": report.drift_detected or bool(decayed),
+            "notes": "; ".join(report.notes) or "none",
             "summary": report.summary(),
             "cutoff": report.cutoff.isoformat(),
             "reference_rows": report.reference_rows,

@@ -14,7 +14,7 @@ Thresholds (documented in README, "Adaptivity"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,3 +117,49 @@ def ctr_decayed(
     return (
         impressions >= min_impressions and baseline_ctr > 0 and ctr < CTR_DECAY_RATIO * baseline_ctr
     )
+
+
+def candidate_positions(
+    recommend: Callable[[list[list[str]], int], list[list[str]]],
+    sessions: Sequence[Sequence[str]],
+    k: int = 50,
+) -> np.ndarray:
+    """Where the item each shopper took next sits in the model's top ``k`` (k+1 = missed).
+
+    Its distribution is the model's own view of the traffic: when shoppers turn to items
+    the model does not rank, positions slide towards ``k+1`` before any metric is computed.
+    """
+    prefixes, targets = [], []
+    for items in sessions:
+        if len(items) >= 2:
+            cut = max(1, len(items) // 2)
+            prefixes.append(list(reversed(items[:cut])))
+            targets.append(items[cut])
+    if not prefixes:
+        return np.empty(0)
+    lists = recommend(prefixes, k)
+    return np.array(
+        [top.index(t) + 1 if t in top else k + 1 for top, t in zip(lists, targets, strict=True)],
+        dtype=float,
+    )
+
+
+def candidate_drift(reference: np.ndarray, recent: np.ndarray) -> FeatureDrift | None:
+    if len(reference) == 0 or len(recent) == 0:
+        return None
+    ks = stats.ks_2samp(reference, recent)
+    return FeatureDrift(
+        "candidate_position", psi(reference, recent), float(ks.statistic), float(ks.pvalue)
+    )
+
+
+@dataclass(frozen=True)
+class OnlineDecay:
+    variant: str
+    ctr: float
+    baseline_ctr: float
+    impressions: int
+
+    @property
+    def decayed(self) -> bool:
+        return ctr_decayed(self.ctr, self.baseline_ctr, self.impressions)

@@ -109,6 +109,7 @@ def test_flash_sale_drift_retrain_promotion_and_rollback(world, redis_url):
     drift = metadata(instance, "drift_report")
     assert drift["drift_detected"], drift["summary"]
     print("DRIFT", drift["summary"], "| unknown items", drift["unknown_item_share"])
+    print(drift["features"])
 
     # The sensor fires once for this surge and launches the retraining job.
     from orchestration.sensors import retrain_on_drift

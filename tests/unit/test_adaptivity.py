@@ -145,3 +145,20 @@ def test_drift_report_splits_windows_on_event_time():
     assert "item_views_5m psi=" in report.summary()
     calm = build_report(times, {"item_price": price}, times, ["a"] * 6000, recent_hours=2)
     assert not calm.drift_detected and calm.summary() == "no drift"
+
+
+def test_candidate_positions_and_online_decay():
+    from flashrec.adaptivity.drift import OnlineDecay, candidate_drift, candidate_positions
+
+    def recommend(prefixes, k):
+        return [["a", "b", "c"][:k] for _ in prefixes]
+
+    steady = candidate_positions(recommend, [["x", "a"], ["y", "b"], ["z", "c"]] * 40, k=3)
+    assert sorted(set(steady.tolist())) == [1.0, 2.0, 3.0]
+    shifted = candidate_positions(recommend, [["x", "q"], ["y", "r"]] * 60, k=3)
+    assert set(shifted.tolist()) == {4.0}  # missed: k + 1
+    drift = candidate_drift(steady, shifted)
+    assert drift.feature == "candidate_position" and drift.level == "drift"
+    assert candidate_drift(steady, np.empty(0)) is None
+    assert OnlineDecay("champion", 0.02, 0.05, 1000).decayed
+    assert not OnlineDecay("champion", 0.049, 0.05, 1000).decayed
