@@ -60,7 +60,7 @@ def compute_drift(lake: LakeResource) -> DriftReport:
 
 #: Shoppers sampled per window for the candidate-position drift (bounded cost).
 CANDIDATE_SAMPLE = 400
-#: First CTR seen per variant and model version: the baseline decay is measured against.
+#: First CTR / conversion rate seen per variant: the baseline decay is measured against.
 BASELINE_CTR = "flashrec:ab:baseline_ctr"
 
 
@@ -116,8 +116,19 @@ def online_decay(settings: Settings) -> list[OnlineDecay]:
         if impressions < 500:
             continue
         client.hsetnx(BASELINE_CTR, variant, row["ctr"])
+        client.hsetnx(BASELINE_CTR, f"{variant}:conversion", row["conversion_rate"])
         baseline = float(client.hget(BASELINE_CTR, variant) or row["ctr"])
-        out.append(OnlineDecay(variant, float(row["ctr"]), baseline, impressions))
+        base_conv = float(client.hget(BASELINE_CTR, f"{variant}:conversion") or 0.0)
+        out.append(
+            OnlineDecay(
+                variant,
+                float(row["ctr"]),
+                baseline,
+                impressions,
+                float(row["conversion_rate"]),
+                base_conv,
+            )
+        )
     return out
 
 

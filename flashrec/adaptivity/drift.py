@@ -155,11 +155,17 @@ def candidate_drift(reference: np.ndarray, recent: np.ndarray) -> FeatureDrift |
 
 @dataclass(frozen=True)
 class OnlineDecay:
+    """A variant's live CTR and conversion rate against the first figures it showed."""
+
     variant: str
     ctr: float
     baseline_ctr: float
     impressions: int
+    conversion: float = 0.0
+    baseline_conversion: float = 0.0
 
     @property
     def decayed(self) -> bool:
-        return ctr_decayed(self.ctr, self.baseline_ctr, self.impressions)
+        return ctr_decayed(self.ctr, self.baseline_ctr, self.impressions) or ctr_decayed(
+            self.conversion, self.baseline_conversion, self.impressions
+        )

@@ -162,3 +162,6 @@ def test_candidate_positions_and_online_decay():
     assert candidate_drift(steady, np.empty(0)) is None
     assert OnlineDecay("champion", 0.02, 0.05, 1000).decayed
     assert not OnlineDecay("champion", 0.049, 0.05, 1000).decayed
+    assert OnlineDecay(
+        "champion", 0.05, 0.05, 1000, conversion=0.01, baseline_conversion=0.03
+    ).decayed
