@@ -27,7 +27,6 @@ import pytest
 import redis
 
 from flashrec.eventlog.redis_streams import RedisStreamsEventLog
-from flashrec.recsys.candidates import CandidateConfig
 from flashrec.recsys.model import TwoTierConfig
 from flashrec.recsys.ranker import RankerConfig
 from flashrec.scoring import synthetic
@@ -38,25 +37,13 @@ from flashrec.scoring.scorer import Scorer, ScorerConfig
 from flashrec.serving import cache, keys
 from flashrec.settings import PROJECT_ROOT, Settings
 from tests.kafka_broker import free_port
+from tests.tiny_models import tiny_two_tier
 
 pytestmark = pytest.mark.integration
 
 
 def small_config() -> TwoTierConfig:
-    cand = CandidateConfig(
-        budgets={
-            "trans": 10,
-            "sr": 10,
-            "covis": 10,
-            "sknn": 10,
-            "emb": 10,
-            "emb_last": 5,
-            "pop": 5,
-        },
-        emb_dim=8,
-    )
-    ranker = RankerConfig(num_rounds=20, early_stopping=5, max_depth=4)
-    return TwoTierConfig(candidates=cand, ranker=ranker, tail_fraction=0.3, batch_size=256)
+    return tiny_two_tier(RankerConfig(num_rounds=20, early_stopping=5, max_depth=4))
 
 
 @dataclass

@@ -26,12 +26,11 @@ from flashrec.recsys.automl.study import (
     open_storage,
     run_study,
 )
-from flashrec.recsys.candidates import CandidateConfig
 from flashrec.recsys.data import expand_pairs
 from flashrec.recsys.model import TwoTierConfig
-from flashrec.recsys.ranker import RankerConfig
 from flashrec.recsys.ranker_features import FEATURE_NAMES
 from flashrec.settings import Settings
+from tests.tiny_models import tiny_two_tier
 
 N_ITEMS = 61
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -58,19 +57,7 @@ def _world(n_sessions: int, seed: int) -> list[np.ndarray]:
 
 
 def _two_tier() -> TwoTierConfig:
-    cand = CandidateConfig(
-        budgets={
-            "trans": 10,
-            "sr": 10,
-            "covis": 10,
-            "sknn": 10,
-            "emb": 10,
-            "emb_last": 5,
-            "pop": 5,
-        },
-        emb_dim=8,
-    )
-    return TwoTierConfig(candidates=cand, ranker=RankerConfig(), tail_fraction=0.4, batch_size=256)
+    return tiny_two_tier(tail_fraction=0.4)
 
 
 def _study_cfg(name: str, **kw: object) -> StudyConfig:

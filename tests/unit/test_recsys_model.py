@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from flashrec.recsys.baselines import Pop
-from flashrec.recsys.candidates import CandidateConfig, CandidateGenerator, source_report
+from flashrec.recsys.candidates import CandidateGenerator, source_report
 from flashrec.recsys.data import expand_pairs, from_prefixes
 from flashrec.recsys.evaluate import evaluate_sparse_scorer, evaluate_topk
 from flashrec.recsys.model import TwoTierConfig, TwoTierModel
 from flashrec.recsys.ranker import RankerConfig
+from tests.tiny_models import tiny_two_tier
 
 N_ITEMS = 61
 
@@ -33,20 +34,7 @@ def _world(n_sessions: int, seed: int) -> list[np.ndarray]:
 
 
 def _small_config() -> TwoTierConfig:
-    cand = CandidateConfig(
-        budgets={
-            "trans": 10,
-            "sr": 10,
-            "covis": 10,
-            "sknn": 10,
-            "emb": 10,
-            "emb_last": 5,
-            "pop": 5,
-        },
-        emb_dim=8,
-    )
-    ranker = RankerConfig(num_rounds=30, early_stopping=10, max_depth=4)
-    return TwoTierConfig(candidates=cand, ranker=ranker, tail_fraction=0.3, batch_size=256)
+    return tiny_two_tier(RankerConfig(num_rounds=30, early_stopping=10, max_depth=4))
 
 
 @pytest.fixture(scope="module")
