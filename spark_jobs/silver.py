@@ -200,26 +200,16 @@ def build_silver_day(spark: SparkSession, settings: Settings, day: str) -> Silve
     )
 
     meta = {"day": day, "inputs": ",".join(days)}
-    r_events = events_t.write(
-        storefront,
-        mode="overwrite",
-        replace_partitions={"event_date": day},
-        batch_key=batch_key,
-        metadata=meta,
-    )
-    r_catalog = catalog_t.write(
-        catalog,
-        mode="overwrite",
-        replace_partitions={"event_date": day},
-        batch_key=batch_key,
-        metadata=meta,
-    )
-    r_rejected = rejected_t.write(
-        rejected,
-        mode="overwrite",
-        replace_partitions={"decided_date": day},
-        batch_key=batch_key,
-        metadata=meta,
+    # Each table replaces only the one partition this run owns (see the module docstring).
+    r_events, r_catalog, r_rejected = (
+        table.write(
+            df,
+            mode="overwrite",
+            replace_partitions={table.partition_by[0]: day},
+            batch_key=batch_key,
+            metadata=meta,
+        )
+        for table, df in ((events_t, storefront), (catalog_t, catalog), (rejected_t, rejected))
     )
     n_dup = duplicates.count()
     n_late = storefront.filter("is_late").count()
