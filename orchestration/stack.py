@@ -30,6 +30,9 @@ class Component:
     argv: tuple[str, ...]
     health_url: str | None
     start_timeout_s: float = 90.0
+    #: Own BENTOML_HOME (under var/) for services that need no model store: two
+    #: `bentoml serve` sharing one home wipe each other's Prometheus multiprocess files.
+    own_bentoml_home: bool = False
 
 
 def components(settings: Settings) -> list[Component]:
@@ -62,6 +65,7 @@ def components(settings: Settings) -> list[Component]:
                 str(settings.read_api_port),
             ),
             f"http://{local}:{settings.read_api_port}/readyz",
+            own_bentoml_home=True,
         ),
         Component("flink_features", (py, "-m", "flink_jobs.features_job", "run"), None, 20.0),
         Component("scorer", (py, "-m", "flashrec.scoring", "run"), None, 10.0),
@@ -76,6 +80,7 @@ def components(settings: Settings) -> list[Component]:
                 str(settings.gateway_port),
             ),
             f"http://{local}:{settings.gateway_port}/readyz",
+            own_bentoml_home=True,
         ),
         Component(
             "dagster",
@@ -129,9 +134,13 @@ def start(settings: Settings, component: Component) -> str:
     with (logs / f"{component.name}.log").open("ab") as log:
         # Its own session: a signal to the group reaches every child (dagster dev ignores
         # signals inherited from a non-interactive shell otherwise).
+        env = dict(os.environ)
+        if component.own_bentoml_home:
+            env["BENTOML_HOME"] = str(settings.var_dir / f"bentoml-{component.name}")
         proc = subprocess.Popen(
             component.argv,
             cwd=PROJECT_ROOT,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
