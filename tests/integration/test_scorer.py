@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,17 +182,6 @@ def stop_process(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[ModelServer]:
-    tmp = Path(tempfile.mkdtemp(prefix="flashrec-model-"))
-    proc, server, _ = start_model_service(tmp)
-    try:
-        yield server
-    finally:
-        stop_process(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass

@@ -8,11 +8,9 @@ memory-only redis-server on a free port (the shared one on 6379 is never touched
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -28,7 +26,6 @@ from flashrec.settings import PROJECT_ROOT
 from tests.integration.test_scorer import (
     ModelServer,
     make_rig,
-    start_model_service,
     stop_process,
     warm_user,
 )
@@ -36,17 +33,6 @@ from tests.kafka_broker import free_port
 
 pytestmark = pytest.mark.integration
 ONLY_CHAMPION = lambda: ({"champion": 1.0}, frozenset())  # noqa: E731
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[ModelServer]:
-    tmp = Path(tempfile.mkdtemp(prefix="flashrec-model-"))
-    proc, server, _ = start_model_service(tmp)
-    try:
-        yield server
-    finally:
-        stop_process(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
