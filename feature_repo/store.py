@@ -141,3 +141,55 @@ def read_online(store: feast.FeatureStore, view_name: str, keys: Iterable[str]) 
         {view.entity: key, **{name: response[name][i] for name in view.feature_names}}
         for i, key in enumerate(keys)
     ]
+
+
+class OnlineWriter:
+    """Writes feature rows of the project's views through Feast's online-store interface.
+
+    WHY not ``write_to_online_store``: for the stream job's small, frequent batches most of
+    that call is spent turning rows into a DataFrame, then Arrow, then protos (~25 ms for
+    150 rows here). This writer builds the same protos directly from the shared feature
+    definitions and hands them to the configured ``OnlineStore.online_write_batch`` (the
+    interface every Feast online store implements), so what lands in Redis is byte for byte
+    what the SDK writes (tested), at about a third of the cost.
+    """
+
+    _FIELDS = {
+        "int64": "int64_val",
+        "float64": "double_val",
+        "string": "string_val",
+        "bool": "bool_val",
+    }
+
+    def __init__(self, store: feast.FeatureStore) -> None:
+        from feast.infra.online_stores.helpers import get_online_store_from_config
+
+        self.store = store
+        self.online = get_online_store_from_config(store.config.online_store)
+        self._tables: dict[str, Any] = {}
+
+    def _table(self, view_name: str) -> Any:
+        table = self._tables.get(view_name)
+        if table is None:
+            table = self._tables[view_name] = self.store.get_feature_view(view_name)
+        return table
+
+    def write(self, view_name: str, rows: list[dict]) -> None:
+        """Same rows as ``write_online``: join key, every feature, ``event_timestamp``."""
+        if not rows:
+            return
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+        from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+        view = _view(view_name)
+        fields = [(spec.name, self._FIELDS[spec.dtype]) for spec in view.features]
+        data = []
+        for row in rows:
+            entity = ValueProto(string_val=str(row[view.entity]))
+            key = EntityKeyProto(join_keys=[view.entity], entity_values=[entity])
+            values = {}
+            for name, field in fields:
+                value = row.get(name)
+                values[name] = ValueProto() if value is None else ValueProto(**{field: value})
+            data.append((key, values, row["event_timestamp"], None))
+        self.online.online_write_batch(self.store.config, self._table(view_name), data, None)

@@ -5,19 +5,20 @@
     python -m flink_jobs.features_job status                  # alive, lag, checkpoint age
     python -m flink_jobs.features_job stop
 
-The dataflow (``build``): the Redis Streams source (consumer group ``flink-features``,
-entries XACKed when a checkpoint covering them completes) -> parse with the shared event
-model (rejections dead-lettered) -> key by item: fold the item view and attach the item's
-category to storefront events -> key by user / by session: fold those views -> key by
-sink shard: coalesce per key and flush every ``flush_ms`` into Feast (feature rows), Redis
-(stock hash, sold-out set, catalog categories) and the rescore stream.
+The dataflow (``build``, two shuffles; see ``job_operators`` for why): the Redis Streams
+source (consumer group ``flink-features``, entries XACKed when a checkpoint covering them
+completes) -> parse with the shared event model (rejections dead-lettered) -> key by the
+item's shard: fold the item view, attach the item's category to storefront events, flush
+item rows, stock and sold-out state -> key by the shopper's shard: fold the user and
+session views, flush their rows and the rescore signals. Flushes coalesce per key and run
+every ``flush_ms`` (stretched under load).
 
-Recovery: view states, the sink's unflushed buffer and the source's position are one
-consistent checkpoint (every ``checkpoint_interval_ms``, kept on disk when the job dies).
-``--restore`` restarts from the latest completed ``chk-N``: the states come back as of the
-checkpoint and the source replays the entries not acknowledged by it, so each event is
-folded into the restored state exactly once; writes are absolute values, so the rows
-written twice (before the crash and again on replay) are simply rewritten.
+Recovery: view states, the keys changed since the last flush and the source's position
+are one consistent checkpoint (every ``checkpoint_interval_ms``, kept on disk when the job
+dies). ``--restore`` restarts from the latest completed ``chk-N``: the states come back as
+of the checkpoint, the changed keys are written again, and the source replays the entries
+not acknowledged by it, so each event is folded into the restored state exactly once;
+writes are absolute values, so rows written twice are simply rewritten.
 """
 
 from __future__ import annotations
@@ -121,16 +122,7 @@ def build(env: Any, config: JobConfig) -> None:
     """Add the dataflow to ``env`` (a StreamExecutionEnvironment)."""
     from pyflink.common import Types, WatermarkStrategy
 
-    from flink_jobs.job_operators import (
-        ENRICHED,
-        PICKLED,
-        BatchingSink,
-        FoldView,
-        HasViewKey,
-        ParseEvents,
-        ShardKey,
-        ViewKey,
-    )
+    from flink_jobs.job_operators import PICKLED, ParseAndRoute, ShardFold, ShardOf
     from flink_jobs.redis_source import redis_stream_source
 
     s = config.settings
@@ -152,31 +144,21 @@ def build(env: Any, config: JobConfig) -> None:
         stop_at_id=stop_at,
         emit_ids=True,
     )
-    raw = env.from_source(
-        source, WatermarkStrategy.no_watermarks(), "redis-events", type_info=Types.STRING()
-    ).set_parallelism(config.consumers)
-    events = raw.flat_map(ParseEvents(config), output_type=PICKLED).name("parse")
-    items = (
-        events.key_by(ViewKey(ITEM.name), key_type=Types.STRING())
-        .process(FoldView(ITEM.name, config, enrich=True), output_type=PICKLED)
-        .name(f"fold-{ITEM.name}")
-    )
-    enriched = items.get_side_output(ENRICHED)
-    outputs = [items]
-    for view in (USER, SESSION):
-        outputs.append(
-            enriched.filter(HasViewKey(view.name))
-            .key_by(ViewKey(view.name), key_type=Types.STRING())
-            .process(FoldView(view.name, config), output_type=PICKLED)
-            .name(f"fold-{view.name}")
-        )
+    shoppers = (USER.name, SESSION.name)
     (
-        outputs[0]
-        .union(*outputs[1:])
-        .key_by(ShardKey(config.sink_shards), key_type=Types.INT())
-        .process(BatchingSink(config), output_type=PICKLED)
-        .name("sink")
-        .print()  # the sink emits nothing; a terminal operator makes the graph executable
+        env.from_source(
+            source, WatermarkStrategy.no_watermarks(), "redis-events", type_info=Types.STRING()
+        )
+        .set_parallelism(config.consumers)
+        .flat_map(ParseAndRoute(config, ITEM.name), output_type=PICKLED)
+        .name("parse")
+        .key_by(ShardOf(), key_type=Types.INT())
+        .process(ShardFold("items", (ITEM.name,), config, forward=shoppers), output_type=PICKLED)
+        .name("fold-items")
+        .key_by(ShardOf(), key_type=Types.INT())
+        .process(ShardFold("shoppers", shoppers, config), output_type=PICKLED)
+        .name("fold-shoppers")
+        .print()  # emits nothing; a terminal operator makes the graph executable
     )
 
 

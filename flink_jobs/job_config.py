@@ -62,7 +62,7 @@ class JobConfig:
     writer: str = "feast"
     flush_ms: int = 50
     flush_rows: int = 2000
-    sink_shards: int = 1  # = parallelism; more shards = more, smaller Feast writes
+    shards: int = 1  # key groups of each stage (= parallelism); more = more, smaller writes
     stock_key: str = STOCK_KEY
     soldout_key: str = SOLDOUT_KEY
     catalog_key: str = CATALOG_KEY
@@ -86,8 +86,8 @@ class JobConfig:
             raise ValueError(f"bounded must be one of {BOUNDED_MODES}, got {self.bounded!r}")
         if self.execution_mode not in ("thread", "process"):
             raise ValueError("execution_mode must be 'thread' or 'process'")
-        if min(self.consumers, self.parallelism, self.sink_shards, self.flush_rows) < 1:
-            raise ValueError("consumers, parallelism, sink_shards and flush_rows must be >= 1")
+        if min(self.consumers, self.parallelism, self.shards, self.flush_rows) < 1:
+            raise ValueError("consumers, parallelism, shards and flush_rows must be >= 1")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> JobConfig:
@@ -98,7 +98,7 @@ class JobConfig:
         if values["checkpoint_dir"] is None:
             values["checkpoint_dir"] = settings.var_dir / "flink" / "checkpoints"
         values.update({k: v for k, v in overrides.items() if v is not None})
-        values.setdefault("sink_shards", values["parallelism"])
+        values.setdefault("shards", values["parallelism"])
         values["checkpoint_dir"] = Path(values["checkpoint_dir"]).resolve()
         return cls(settings=settings, **values)
 

@@ -1,10 +1,27 @@
-"""The features job's Flink operators: parse, fold each feature view, batch into the sinks.
+"""The features job's Flink operators: parse and route, then fold and flush per shard.
 
 No feature logic lives here: operators call ``flashrec.events.parse_event``,
 ``flashrec.features.feature_event`` and each view's ``new_state``/``update``/``values``.
-What is here is the plumbing only Flink can give: keyed state that is checkpointed with
-the source's position (so a restore replays exactly the events after the checkpoint onto
-the state as of the checkpoint), and timers for batched, coalesced writes.
+What is here is the plumbing only Flink can give: keyed state checkpointed together with
+the source's position (a restore replays exactly the events after the checkpoint onto the
+state as of the checkpoint), and timers for batched, coalesced writes.
+
+WHY two shard-keyed stages and not one operator per view: in PyFlink every hop between
+operators and every Python key selector costs tens of microseconds per record (measured
+here: ~60-110 us per shuffle hop, ~25-60 us per state access). An event used to cross
+eight such hops on its way to the sink; now it crosses two:
+
+1. ``ShardFold(items)`` keyed by the item's shard: folds the item view, attaches the
+   item's category (set by its ``item_created`` event) to storefront events and forwards
+   them to the shoppers' shards; flushes item rows, stock and sold-out state.
+2. ``ShardFold(shoppers)`` keyed by the shopper's shard: folds the user and session views;
+   flushes their rows and the rescore signals.
+
+Each stage keeps its keys' view states in MapState (one entry per key, written on every
+event so that a checkpoint always holds it) and the keys changed since the last flush in
+a second MapState, so that a crash after a checkpoint but before the flush loses no write:
+after a restore the first flush of each shard writes the restored changed keys too.
+Values are computed once per key per flush, not once per event.
 
 Operators hold view *names* and resolve the views in the worker (views carry lambdas that
 are better imported than pickled).
@@ -16,6 +33,7 @@ import logging
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,11 +42,9 @@ from pyflink.datastream import (
     FlatMapFunction,
     KeyedProcessFunction,
     KeySelector,
-    OutputTag,
     RuntimeContext,
 )
-from pyflink.datastream.functions import FilterFunction
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
 from flashrec.events import Rejection, parse_event
 from flashrec.features import FeatureEvent, FeatureView, feature_event, view_by_name
@@ -38,13 +54,12 @@ from flink_jobs.job_sinks import FeatureRecord, LiveState, flush, make_writer
 log = logging.getLogger(__name__)
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
-STATE_CACHE_KEYS = 20_000  # decoded states kept per fold operator
+STATE_CACHE_KEYS = 50_000  # decoded states kept per operator
 MAX_FLUSH_DELAY_MS = 500
-#: Storefront events with their category, from the item operator to the shopper views.
-ENRICHED = OutputTag("enriched", PICKLED)
+REPORT_EVERY_S = 10.0
 
-# A record between operators: (FeatureEvent, log entry append time in ms).
-Tagged = tuple[FeatureEvent, int]
+# A record between operators: (shard, FeatureEvent, log entry append time in ms).
+Routed = tuple[int, FeatureEvent, int]
 
 
 def entry_ms(entry_id: str) -> int:
@@ -52,8 +67,13 @@ def entry_ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0] or 0)
 
 
-class ParseEvents(FlatMapFunction):
-    """``<entry id>\\t<payload>`` -> (FeatureEvent, entry ms); invalid ones dead-lettered.
+def shard_of(view_name: str, key: str, shards: int) -> int:
+    """Stable across processes (``hash()`` is salted per interpreter; crc32 is not)."""
+    return zlib.crc32(f"{view_name}\x1f{key}".encode()) % shards
+
+
+class ParseAndRoute(FlatMapFunction):
+    """``<entry id>\\t<payload>`` -> (item shard, FeatureEvent, entry ms).
 
     The gateway validates already; this is the same check again because the log may be
     written by other producers (and a replay may meet payloads from older versions).
@@ -61,8 +81,9 @@ class ParseEvents(FlatMapFunction):
     and are counted (Flink metric ``invalid_events`` and the stats hash).
     """
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, item_view: str) -> None:
         self.config = config
+        self.item_view = item_view
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from flashrec.eventlog.redis_streams import RedisStreamsEventLog
@@ -70,11 +91,13 @@ class ParseEvents(FlatMapFunction):
         s = self.config.settings
         self.skew = timedelta(seconds=s.max_future_skew_s)
         self.max_bytes = s.max_event_bytes
+        self.view = view_by_name(self.item_view)
+        self.shards = self.config.shards
         self.log = RedisStreamsEventLog.from_settings(s)
         self.live = LiveState(self.config)
         self.invalid = runtime_context.get_metrics_group().counter("invalid_events")
 
-    def flat_map(self, value: str):
+    def flat_map(self, value: str) -> Iterator[Routed]:
         entry_id, _, payload = value.partition("\t")
         event = parse_event(
             payload, now=datetime.now(UTC), max_future_skew=self.skew, max_bytes=self.max_bytes
@@ -86,65 +109,137 @@ class ParseEvents(FlatMapFunction):
             self.log.append_dead_letters([DeadLetter.from_rejection(event, source="flink")])
             self.live.count(invalid=1)
             return
-        yield feature_event(event, None), entry_ms(entry_id)
+        fe = feature_event(event, None)
+        key = self.view.key_of(fe)
+        if key is not None:
+            yield shard_of(self.view.name, key, self.shards), fe, entry_ms(entry_id)
 
     def close(self) -> None:
         self.log.close()
         self.live.close()
 
 
-class ViewKey(KeySelector):
-    """``view.key_of`` of the record's event (the one place keys are defined)."""
+class ShardOf(KeySelector):
+    """The shard a routed record was sent to (its first field)."""
 
-    def __init__(self, view_name: str) -> None:
-        self.view_name = view_name
-        self._view: FeatureView | None = None
-
-    def get_key(self, value: Tagged) -> str:
-        if self._view is None:
-            self._view = view_by_name(self.view_name)
-        return self._view.key_of(value[0]) or ""
+    def get_key(self, value: Routed) -> int:
+        return value[0]
 
 
-class HasViewKey(FilterFunction):
-    """Only events the view is keyed on (e.g. anonymous events have no user key)."""
+class ShardFold(KeyedProcessFunction):
+    """Folds events into the view states of this shard's keys; flushes changed keys.
 
-    def __init__(self, view_name: str) -> None:
-        self.view_name = view_name
+    ``views``: the views this stage owns (each event is folded into every owned view that
+    has a key for it and whose key belongs to the current shard). ``forward``: the views
+    of the next stage; with it, storefront events get their item's category (the item
+    stage) and leave towards each distinct shard of those views' keys.
 
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.view = view_by_name(self.view_name)
-
-    def filter(self, value: Tagged) -> bool:
-        return self.view.key_of(value[0]) is not None
-
-
-class FoldView(KeyedProcessFunction):
-    """Folds each event into its key's view state and emits the key's new values.
-
-    State per key (one pickled ValueState): the view's own state, the as-of time (latest
-    event time folded) and, for the item view, the item's category. With ``enrich=True``
-    (item view, keyed by item_id) storefront events leave through the ``ENRICHED`` side
-    output with the category the item's ``item_created`` event set, so shopper views see
-    the category without any lookup per event. An item never created on this log (its
-    creation older than the log's retention) falls back to the catalog hash this job
-    writes (``flashrec:catalog:category``), read once per item through a local cache.
+    Held per key (MapState ``states``, key ``<view>\\x1f<key>``): the view's state, the
+    as-of time (latest event time folded), the latest event (type, time, entry ms: the
+    rescore reason and freshness) and, for items, the category. An item never created on
+    this log (its creation older than the log's retention) falls back to the catalog hash
+    this job writes (``flashrec:catalog:category``), read once per item through a cache.
     """
 
-    def __init__(self, view_name: str, config: JobConfig, *, enrich: bool = False) -> None:
-        self.view_name = view_name
+    def __init__(
+        self, name: str, views: tuple[str, ...], config: JobConfig, forward: tuple[str, ...] = ()
+    ) -> None:
+        self.name = name
+        self.view_names = views
+        self.forward_names = forward
         self.config = config
-        self.enrich = enrich
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        self.view = view_by_name(self.view_name)
-        self.state = runtime_context.get_state(ValueStateDescriptor("view", PICKLED))
-        # Decoded states of recent keys: skips unpickling the ValueState on every event
-        # (this operator is the only writer of its keys' state, so the copy stays exact;
-        # the ValueState is still updated on every event, for the checkpoints).
+        self.views: list[FeatureView] = [view_by_name(v) for v in self.view_names]
+        self.forward: list[FeatureView] = [view_by_name(v) for v in self.forward_names]
+        self.shards = self.config.shards
+        self.states = runtime_context.get_map_state(
+            MapStateDescriptor("states", Types.STRING(), PICKLED)
+        )
+        self.changed = runtime_context.get_map_state(
+            MapStateDescriptor("changed", Types.STRING(), Types.BOOLEAN())
+        )
+        # Decoded states of recent keys: skips unpickling MapState on every event (this
+        # operator is the only writer of its keys' state, so the copy stays exact).
         self.cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.pending: dict[int, dict[str, dict[str, Any]]] = {}  # shard -> slot -> held
+        self.timers: set[int] = set()
+        self.merged: set[int] = set()  # shards whose restored ``changed`` keys were merged
         self._redis = None
         self._misses: dict[str, float] = {}  # item -> when a catalog lookup found nothing
+        started = time.monotonic()
+        self.writer = make_writer(self.config, apply=True)
+        self.writer.warm_up()
+        print(
+            f"{self.name}: {self.config.writer} writer ready in {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
+        self.live = LiveState(self.config)
+        self.flushes = self.rows = self.worst_ms = 0
+        self.last_report = time.monotonic()
+        self.last_flush_ms = 0.0
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def process_element(self, value: Routed, ctx: KeyedProcessFunction.Context):
+        shard, event, appended_ms = value
+        if self.forward:
+            event = self._with_category(event)
+        for view in self.views:
+            key = view.key_of(event)
+            if key is not None and shard_of(view.name, key, self.shards) == shard:
+                self._fold(shard, view, key, event, appended_ms)
+        if self.forward:
+            targets = {
+                shard_of(v.name, k, self.shards)
+                for v in self.forward
+                if (k := v.key_of(event)) is not None
+            }
+            for target in targets:
+                yield target, event, appended_ms
+        mem = self.pending.get(shard)
+        if mem is not None and len(mem) >= self.config.flush_rows:
+            self._flush(shard)
+        elif mem and shard not in self.timers:
+            now = ctx.timer_service().current_processing_time()
+            ctx.timer_service().register_processing_time_timer(now + self._delay_ms())
+            self.timers.add(shard)
+
+    def _fold(self, shard: int, view: FeatureView, key: str, event: FeatureEvent, at: int) -> None:
+        slot = f"{view.name}\x1f{key}"
+        held = self._held(slot, view, event)
+        view.update(held["state"], event)
+        held["as_of"] = max(held["as_of"], event.event_time_ms)
+        held["last"] = (event.event_type, event.event_time_ms, at)
+        self.states.put(slot, held)
+        mem = self.pending.setdefault(shard, {})
+        if slot not in mem:
+            self.changed.put(slot, True)
+            mem[slot] = held
+
+    def _held(self, slot: str, view: FeatureView, event: FeatureEvent) -> dict[str, Any]:
+        held = self.cache.pop(slot, None)
+        if held is None:
+            held = self.states.get(slot)
+        if held is None:
+            held = {"state": view.new_state(), "as_of": event.event_time_ms, "category": None}
+        self.cache[slot] = held
+        if len(self.cache) > STATE_CACHE_KEYS:
+            self.cache.popitem(last=False)
+        return held
+
+    def _with_category(self, event: FeatureEvent) -> FeatureEvent:
+        """The item stage: remember a created item's category, attach it to its events."""
+        view = self.views[0]
+        slot = f"{view.name}\x1f{event.item_id}"
+        held = self._held(slot, view, event)
+        if event.event_type == "item_created" and event.category:
+            held["category"] = event.category
+        if held["category"] is None and event.category is None:
+            held["category"] = self._catalog_category(event.item_id)
+        if event.category is None and held["category"] is not None:
+            event = event._replace(category=held["category"])
+        return event
 
     def _catalog_category(self, item_id: str) -> str | None:
         now = time.monotonic()
@@ -161,111 +256,15 @@ class FoldView(KeyedProcessFunction):
             self._misses[item_id] = now
         return category
 
-    def process_element(self, value: Tagged, ctx: KeyedProcessFunction.Context):
-        event, appended_ms = value
-        key = ctx.get_current_key()
-        held = self.cache.pop(key, None)
-        if held is None:
-            held = self.state.value()
-        if held is None:
-            held = {"state": self.view.new_state(), "as_of": event.event_time_ms, "category": None}
-        if self.enrich:
-            if event.event_type == "item_created" and event.category:
-                held["category"] = event.category
-            if held["category"] is None and event.category is None:
-                held["category"] = self._catalog_category(event.item_id)
-            if event.category is None and held["category"] is not None:
-                event = event._replace(category=held["category"])
-            yield ENRICHED, (event, appended_ms)
-        self.view.update(held["state"], event)
-        held["as_of"] = max(held["as_of"], event.event_time_ms)
-        self.state.update(held)
-        self.cache[key] = held
-        if len(self.cache) > STATE_CACHE_KEYS:
-            self.cache.popitem(last=False)
-        yield FeatureRecord(
-            self.view_name,
-            key,
-            held["as_of"],
-            self.view.values(held["state"]),
-            event.event_type,
-            event.event_time_ms,
-            appended_ms,
-        )
-
-    def close(self) -> None:
-        if self._redis is not None:
-            self._redis.close()
-
-
-def shard_of(record: FeatureRecord, shards: int) -> int:
-    """Stable across processes (``hash()`` is salted per interpreter; crc32 is not)."""
-    return zlib.crc32(f"{record.view}\x1f{record.key}".encode()) % shards
-
-
-class ShardKey(KeySelector):
-    def __init__(self, shards: int) -> None:
-        self.shards = shards
-
-    def get_key(self, value: FeatureRecord) -> int:
-        return shard_of(value, self.shards)
-
-
-class BatchingSink(KeyedProcessFunction):
-    """Coalesces records per (view, key) and flushes every ``flush_ms`` or ``flush_rows``.
-
-    Keyed by shard so that Flink timers (per key) drive the flushes. The buffer is kept
-    twice: in a Python dict (fast) and in MapState (checkpointed). Why both: a record
-    buffered before a checkpoint whose events the checkpoint acknowledged would otherwise
-    be lost by a crash before the flush (no replay brings it back). After a restore the
-    restored timers fire and the first flush of each shard merges the MapState in.
-    ``close()`` flushes what is left (end of a bounded run, or a stop).
-    """
-
-    def __init__(self, config: JobConfig) -> None:
-        self.config = config
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.buffer = runtime_context.get_map_state(
-            MapStateDescriptor("buffer", Types.STRING(), PICKLED)
-        )
-        started = time.monotonic()
-        self.writer = make_writer(self.config, apply=True)
-        self.writer.warm_up()
-        print(
-            f"sink: {self.config.writer} writer ready in {time.monotonic() - started:.1f}s",
-            flush=True,
-        )
-        self.live = LiveState(self.config)
-        self.pending: dict[int, dict[str, FeatureRecord]] = {}
-        self.timers: set[int] = set()
-        self.merged: set[int] = set()  # shards whose restored MapState was merged
-        self.flushes = 0
-        self.rows = 0
-        self.last_report = time.monotonic()
-        self.worst_ms = 0
-        self.last_flush_ms = 0.0
-
-    def process_element(self, value: FeatureRecord, ctx: KeyedProcessFunction.Context):
-        shard = ctx.get_current_key()
-        slot = f"{value.view}\x1f{value.key}"
-        self.buffer.put(slot, value)
-        mem = self.pending.setdefault(shard, {})
-        mem[slot] = value
-        if len(mem) >= self.config.flush_rows:
-            self._flush(shard)
-        elif shard not in self.timers:
-            now = ctx.timer_service().current_processing_time()
-            ctx.timer_service().register_processing_time_timer(now + self._delay_ms())
-            self.timers.add(shard)
+    # -- flushing --------------------------------------------------------------------------
 
     def _delay_ms(self) -> int:
         """``flush_ms``, stretched under load (up to ``MAX_FLUSH_DELAY_MS``) so that
-        flushing takes at most about half of the sink's time.
+        flushing takes at most about half of the operator's time.
 
-        Each Feast write call has a fixed cost (~15 ms here) besides its per-row cost: at
-        high rates, fewer and larger flushes keep up where frequent small ones would not,
-        and at low rates the delay stays at ``flush_ms``.
+        Each write call has a fixed cost besides its per-row cost: at high rates fewer,
+        larger flushes keep up where frequent small ones would not; at low rates the delay
+        stays at ``flush_ms``.
         """
         stretched = min(int(self.last_flush_ms), MAX_FLUSH_DELAY_MS)
         return max(self.config.flush_ms, stretched)
@@ -277,15 +276,31 @@ class BatchingSink(KeyedProcessFunction):
 
     def _flush(self, shard: int) -> None:
         mem = self.pending.setdefault(shard, {})
-        if shard not in self.merged:
-            restored = dict(self.buffer.items())
-            mem = self.pending[shard] = {**restored, **mem}
+        if shard not in self.merged:  # first flush since (re)start: restored changes too
             self.merged.add(shard)
-        if not mem:
-            return
-        self._write(list(mem.values()))
+            for slot in list(self.changed.keys()):
+                if slot not in mem:
+                    held = self.states.get(slot)
+                    if held is not None:
+                        mem[slot] = held
+        if mem:
+            self._write([self._record(slot, held) for slot, held in mem.items()])
         mem.clear()
-        self.buffer.clear()
+        self.changed.clear()
+
+    @staticmethod
+    def _record(slot: str, held: dict[str, Any]) -> FeatureRecord:
+        view_name, _, key = slot.partition("\x1f")
+        event_type, event_time_ms, at = held.get("last", ("", held["as_of"], 0))
+        return FeatureRecord(
+            view_name,
+            key,
+            held["as_of"],
+            view_by_name(view_name).values(held["state"]),
+            event_type,
+            event_time_ms,
+            at,
+        )
 
     def _write(self, records: list[FeatureRecord]) -> None:
         started = time.perf_counter()
@@ -294,10 +309,11 @@ class BatchingSink(KeyedProcessFunction):
         self.flushes += 1
         self.rows += counts["rows"]
         now_ms = int(time.time() * 1000)
-        self.worst_ms = max(self.worst_ms, now_ms - min(r.entry_ms for r in records))
-        if time.monotonic() - self.last_report >= 10:
+        oldest = min((r.entry_ms for r in records if r.entry_ms), default=now_ms)
+        self.worst_ms = max(self.worst_ms, now_ms - oldest)
+        if time.monotonic() - self.last_report >= REPORT_EVERY_S:
             print(
-                f"sink: {self.flushes} flushes, {self.rows} rows in the last "
+                f"{self.name}: {self.flushes} flushes, {self.rows} rows in the last "
                 f"{time.monotonic() - self.last_report:.0f}s; oldest entry at a flush "
                 f"{self.worst_ms} ms old",
                 flush=True,
@@ -307,10 +323,13 @@ class BatchingSink(KeyedProcessFunction):
             self.last_report = time.monotonic()
 
     def close(self) -> None:
-        leftovers = [r for mem in self.pending.values() for r in mem.values()]
+        """End of a bounded run (or a stop): write what is still pending."""
+        leftovers = [self._record(s, h) for mem in self.pending.values() for s, h in mem.items()]
         if leftovers:
             self._write(leftovers)
-        print(f"sink closing: {self.rows} rows since the last report", flush=True)
+        print(f"{self.name} closing: {self.rows} rows since the last report", flush=True)
         self.live.count(flushes=self.flushes, rows=self.rows)
         self.writer.close()
         self.live.close()
+        if self._redis is not None:
+            self._redis.close()

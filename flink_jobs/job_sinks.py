@@ -1,6 +1,6 @@
 """Where the features job's results go: online features, live stock, rescore signals.
 
-Plain Python (no pyflink), so the Flink sink operator and the benchmark's plain-Python
+Plain Python (no pyflink), so the Flink job's operators and the benchmark's plain-Python
 baseline consumer flush through exactly the same code.
 
 Every write is *idempotent*: a row carries the absolute values of a key's state (never an
@@ -33,7 +33,7 @@ SHOPPER_VIEWS = frozenset(v.name for v in FEATURE_VIEWS if v.entity in ("user_id
 
 
 class FeatureRecord(NamedTuple):
-    """One key's values after an update: what the view operators emit and the sink writes.
+    """One key's values after an update: what a flush writes.
 
     ``as_of_ms`` is the latest event time folded into the state (the row's timestamp);
     ``event_type``/``event_time_ms`` describe the event that caused this update (the rescore
@@ -107,6 +107,7 @@ class FeastWriter:
         self.store.config.online_store.skip_dedup = True
         if apply:
             apply_once(self.store, config.settings.var_dir)
+        self.online = feast_store.OnlineWriter(self.store)
 
     def warm_up(self) -> None:
         """The first Feast call costs ~300 ms (registry, connections): pay it at start."""
@@ -114,7 +115,7 @@ class FeastWriter:
             self.read(view.name, ["__warm_up__"])
 
     def write(self, view_name: str, rows: list[dict[str, Any]]) -> None:
-        self._api.write_online(self.store, view_name, rows)
+        self.online.write(view_name, rows)
 
     def read(self, view_name: str, keys: Sequence[str]) -> list[dict[str, Any]]:
         return self._api.read_online(self.store, view_name, list(keys))
@@ -172,8 +173,8 @@ class RedisHashWriter:
 def apply_once(store: Any, var_dir: Path) -> None:
     """Register the feature views (idempotent, ~0.1 s), one process at a time.
 
-    The job's sinks do it rather than the job's client, so that only the workers pay
-    for importing Feast (~15 s on a busy 2-core machine); a file lock serializes sinks
+    The job's operators do it rather than the job's client, so that only the workers pay
+    for importing Feast (~15 s on a busy 2-core machine); a file lock serializes those
     that open together (the registry is one file).
     """
     import fcntl

@@ -190,3 +190,49 @@ def test_write_online_round_trip(store) -> None:
     assert got[0]["session_events"] == 3 and got[0]["session_last_item"] == "i3"
     assert got[0]["session_is_anonymous"] is False and got[1]["session_is_anonymous"] is True
     assert got[2]["session_events"] is None
+
+
+def _redis_hashes(store, keys: list[bytes]) -> dict[bytes, dict[bytes, bytes]]:
+    import redis
+
+    client = redis.Redis.from_url(store.settings.redis_url)
+    try:
+        return {key: client.hgetall(key) for key in keys}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("view", shared.FEATURE_VIEWS, ids=lambda v: v.name)
+def test_online_writer_writes_what_the_sdk_writes(store, view) -> None:
+    """The stream job's fast path leaves byte-identical Redis hashes (None values too)."""
+    import redis
+
+    from feature_repo.store import OnlineWriter, read_online, write_online
+
+    samples = {"int64": 41, "float64": 2.5, "string": '["i1"]', "bool": True}
+    stamp = datetime(2026, 11, 24, 3, 4, 5, 678000, tzinfo=UTC)
+    store.config.online_store.skip_dedup = True
+
+    def rows(prefix: str) -> list[dict]:
+        return [
+            {view.entity: f"{prefix}-{n}", "event_timestamp": stamp}
+            | {s.name: None if n == 1 else samples[s.dtype] for s in view.features}
+            for n in range(3)
+        ]
+
+    client = redis.Redis.from_url(store.settings.redis_url)
+    before = set(client.keys("*"))
+    write_online(store, view.name, rows("sdk"))
+    sdk_keys = sorted(set(client.keys("*")) - before)
+    OnlineWriter(store).write(view.name, rows("fast"))
+    fast_keys = sorted(set(client.keys("*")) - before - set(sdk_keys))
+    client.close()
+    assert len(sdk_keys) == len(fast_keys) == 3
+    sdk, fast = _redis_hashes(store, sdk_keys), _redis_hashes(store, fast_keys)
+    # the keys differ only by the entity value; the hashes must be the same bytes
+    assert sorted(map(sorted, (h.items() for h in sdk.values()))) == sorted(
+        map(sorted, (h.items() for h in fast.values()))
+    )
+    got = read_online(store, view.name, [f"fast-{n}" for n in range(3)])
+    assert got[0][view.features[0].name] == samples[view.features[0].dtype]
+    assert all(got[1][s.name] is None for s in view.features)
