@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="500,1000,2000,5000")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--writer", choices=("feast", "redis"), default="feast")
-    parser.add_argument("--flush-ms", type=int, default=50)
+    parser.add_argument("--flush-ms", type=int, default=20)
     parser.add_argument("--systems", default="flink,baseline")
     parser.add_argument("--redis-url", default=None, help="default: REDIS_URL's host, db 12")
     parser.add_argument("--baseline-worker", default=None, help=argparse.SUPPRESS)

@@ -358,9 +358,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "features_flush_ms",
         "FLASHREC_FEATURES_FLUSH_MS",
-        50,
+        20,
         int,
-        "Stream job: sink flush interval (latest value per key is written).",
+        "Stream job: flush interval (latest values of changed keys are written; stretched "
+        "under load).",
     ),
     Setting(
         "features_flush_rows",

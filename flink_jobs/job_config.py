@@ -35,7 +35,7 @@ _FROM_SETTINGS: tuple[tuple[str, str, Any], ...] = (
     ("flink_jobmanager", "jobmanager", "local"),
     ("flink_execution_mode", "execution_mode", "thread"),
     ("features_writer", "writer", "feast"),
-    ("features_flush_ms", "flush_ms", 50),
+    ("features_flush_ms", "flush_ms", 20),
     ("features_flush_rows", "flush_rows", 2000),
     ("stock_key", "stock_key", STOCK_KEY),
     ("soldout_key", "soldout_key", SOLDOUT_KEY),
@@ -60,7 +60,7 @@ class JobConfig:
     checkpoint_interval_ms: int = 1000
     restore_from: str | None = None  # a chk-N folder (path or file:// URI)
     writer: str = "feast"
-    flush_ms: int = 50
+    flush_ms: int = 20
     flush_rows: int = 2000
     shards: int = 1  # key groups of each stage (= parallelism); more = more, smaller writes
     stock_key: str = STOCK_KEY
