@@ -151,6 +151,7 @@ def build(env: Any, config: JobConfig) -> None:
         )
         .set_parallelism(config.consumers)
         .flat_map(ParseAndRoute(config, ITEM.name), output_type=PICKLED)
+        .set_parallelism(config.consumers)  # chained to the source: log order kept per item
         .name("parse")
         .key_by(ShardOf(), key_type=Types.INT())
         .process(ShardFold("items", (ITEM.name,), config, forward=shoppers), output_type=PICKLED)

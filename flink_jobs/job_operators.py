@@ -23,6 +23,13 @@ a second MapState, so that a crash after a checkpoint but before the flush loses
 after a restore the first flush of each shard writes the restored changed keys too.
 Values are computed once per key per flush, not once per event.
 
+Order: views are order-insensitive aggregators, so events may reach a shopper's shard
+from several item shards in any order. The one order that matters, an item's creation
+before its first events (the category), holds because parsing runs chained to the source
+and each item's events go to one item shard. With several source consumers (one consumer
+group spreading entries) an item created moments before its first click can still be
+seen after it; its category then comes from the catalog hash, or stays unknown.
+
 Operators hold view *names* and resolve the views in the worker (views carry lambdas that
 are better imported than pickled).
 """

@@ -134,7 +134,10 @@ def deployment(redis_url, tmp_path, jar):
     d.close()
 
 
-def test_bounded_run_matches_the_fold_of_every_key(deployment: Deployment):
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_bounded_run_matches_the_fold_of_every_key(deployment: Deployment, parallelism: int):
+    """Parallelism 2 spreads item and shopper keys over two shards per stage: events cross
+    between subtasks and must still land on the one state of each key."""
     d = deployment
     sim = _small_sale(seed=7)
     bad = [line for _, line in sim.landing_lines() if isinstance(parse_event(line), Rejection)]
@@ -143,7 +146,7 @@ def test_bounded_run_matches_the_fold_of_every_key(deployment: Deployment):
     d.eventlog.append(sim.lines[:half] + bad + sim.lines[half:])
 
     started = time.monotonic()
-    d.wait(d.start("--bounded", "drain"), timeout=240)
+    d.wait(d.start("--bounded", "drain", "--parallelism", str(parallelism)), timeout=240)
     print(f"bounded run: {len(sim.lines) + len(bad)} lines in {time.monotonic() - started:.1f}s")
 
     n_keys, n_values = d.check_features(sim)
