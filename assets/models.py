@@ -1,9 +1,13 @@
-"""The model chain as assets: training set -> two-tier model (embeddings, FAISS index,
-ranker) -> evaluation with checks -> registration -> rollout.
+"""The model chain as assets: training set (sessions + the shopper's point-in-time
+feature rows from Feast) -> ranker study (AutoML) -> two-tier model (embeddings, FAISS
+index, ranker) built from the study's complete configuration -> evaluation with checks ->
+registration -> rollout.
 
-Thin: training is flashrec.scoring.catalog_model / flashrec.recsys, evaluation is
+Thin: training is flashrec.scoring.catalog_model / flashrec.recsys, point-in-time features
+are feature_repo.offline, the study is flashrec.recsys.automl, evaluation is
 flashrec.evaluation, registration is bentos.model_registry, rollout is
-flashrec.adaptivity.rollout. A model that fails its checks is never registered.
+flashrec.adaptivity.rollout. A model that fails its checks is never registered; a study
+with no completed trial fails ``ranker_study``, so no model is trained or registered.
 """
 
 import base64
@@ -27,11 +31,11 @@ from flashrec.adaptivity.rollout import (
     after_shadow,
     start_challenger,
 )
-from flashrec.evaluation import evaluate, split_sessions
+from flashrec.evaluation import evaluate, split_aligned, split_sessions
 from flashrec.recsys.automl.pipeline import run_automl
 from flashrec.recsys.automl.study import StudyConfig
 from flashrec.recsys.model import TwoTierConfig
-from flashrec.recsys.ranker import RankerConfig
+from flashrec.recsys.shopper_features import SHOPPER_INPUTS
 from flashrec.scoring.catalog_model import INTERACTION_COLUMNS, CatalogModel, training_data
 from flashrec.scoring.vocab import Vocabulary
 from flashrec.serving.cache import read_ab_stats, set_ab_shares
@@ -45,18 +49,28 @@ MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 @dg.asset(
     group_name=MODELS_GROUP,
-    deps=["gold_interactions"],
-    kinds={"python"},
+    deps=["gold_interactions", "feast_registry", "features_user_activity"],
+    kinds={"python", "feast"},
     op_tags=k8s_op_tags("light"),
 )
 def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) -> dict:
-    """Sessions of the lake in event order, split in time: the newest 10% are held out."""
+    """Sessions of the lake in event order, split in time (the newest 10% are held out),
+    with, per session position, the user's features as of strictly before that event
+    (Feast offline point-in-time retrieval of user_activity; None for anonymous)."""
+    from feature_repo.offline import user_rows_as_of
+    from feature_repo.store import feature_store
+
+    settings = lake.settings()
     table = lake.table("gold/interactions")
     rows = table.delta().to_pyarrow_table(columns=list(INTERACTION_COLUMNS)).to_pylist()
     # Sessions come out in order of their first event, so the hold-out is the newest.
     rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
     data = training_data(rows)
+    flat = user_rows_as_of(feature_store(settings), data.as_of_keys(), SHOPPER_INPUTS)
+    shopper = data.regroup(flat)
     train, held_out = split_sessions(data.sessions)
+    train_rows, held_out_rows = split_aligned(data.sessions, shopper)
+    known = [r for r in flat if r is not None]
     context.add_output_metadata(
         {
             "sessions": len(data.sessions),
@@ -64,9 +78,21 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "held_out_sessions": len(held_out),
             "items": len(data.catalog),
             "interactions_version": table.version(),
+            "positions": len(flat),
+            "known_user_share": round(len(known) / max(len(flat), 1), 4),
+            "user_features_found_share": round(
+                sum(r.get("user_sessions_total") is not None for r in known) / max(len(known), 1),
+                4,
+            ),
         }
     )
-    return {"train": train, "held_out": held_out, "catalog": data.catalog}
+    return {
+        "train": train,
+        "held_out": held_out,
+        "catalog": data.catalog,
+        "train_shopper_rows": train_rows,
+        "held_out_shopper_rows": held_out_rows,
+    }
 
 
 def _png_markdown(path) -> dg.MetadataValue:
@@ -79,15 +105,18 @@ def _png_markdown(path) -> dg.MetadataValue:
 def ranker_study(
     context: dg.AssetExecutionContext, lake: LakeResource, model_training_set: dict
 ) -> dict:
-    """Optuna search over the ranker (pruned, persistent, warm-started from the last study),
-    on the validation tail of the training sessions; returns the chosen hyperparameters."""
+    """Optuna search over the ranker (pruned, persistent, warm-started from the last study)
+    on the validation tail of the training sessions, shopper features included; returns the
+    chosen trial's complete configuration (``TwoTierConfig.to_dict``). No completed trial:
+    ``NoCompletedTrialsError``, the run fails and nothing downstream is trained."""
     settings = lake.settings()
-    vocab = Vocabulary(sorted({i for s in model_training_set["train"] for i in s}))
-    sessions = [
-        np.asarray(vocab.encode(s), dtype=np.int64)
-        for s in model_training_set["train"]
-        if len(s) >= 2
-    ]
+    train = model_training_set["train"]
+    vocab = Vocabulary(sorted({i for s in train for i in s}))
+    keep = [i for i, s in enumerate(train) if len(s) >= 2]
+    sessions = [np.asarray(vocab.encode(train[i]), dtype=np.int64) for i in keep]
+    rows = model_training_set.get("train_shopper_rows")
+    catalog = model_training_set["catalog"]
+    attributes = {vocab.index[i]: c for i, c in catalog.attributes().items() if i in vocab}
     result = run_automl(
         sessions,
         len(vocab),
@@ -96,46 +125,37 @@ def ranker_study(
             study_name="ranker-lake", n_trials=settings.automl_trials, warm_start_from="ranker-lake"
         ),
         emb_dims=(16, 32, 64),
+        attributes=attributes,
+        shopper_rows=None if rows is None else [rows[i] for i in keep],
     )
-    chosen = result.chosen
-    params = {
-        k: v for k, v in dataclasses.asdict(chosen_ranker(result)).items() if k in RANKER_KEYS
-    }
+    config = result.config
+    assert config is not None and config.feature_names is not None
     metadata = {
         "trials": result.study.n_run,
         "pruned": result.study.n_pruned,
         "best_MRR@20": round(result.best.result.mrr_at_20, 3),
         "default_MRR@20": round(result.default.result.mrr_at_20, 3),
         "gain_points": round(result.gain, 3),
-        "chosen": chosen.name,
-        "chosen_params": json.dumps(params),
-        "emb_dim": result.embedding.chosen_dim if result.embedding else 64,
+        "chosen": result.chosen.name,
+        "chosen_params": json.dumps(result.chosen.params),
+        "features": len(config.feature_names),
+        "feature_names": json.dumps(config.feature_names),
+        "interaction_constraints": json.dumps(config.ranker.interaction_constraints),
+        "emb_dim": config.candidates.emb_dim,
         "table": dg.MetadataValue.md("```\n" + "\n".join(result.table()) + "\n```"),
         "storage": dg.MetadataValue.path(str(result.storage)),
     }
     for name, path in result.plots.items():
         metadata[f"plot_{name}"] = _png_markdown(path)
     context.add_output_metadata(metadata)
-    return params
+    return config.to_dict()
 
 
-RANKER_KEYS = (
-    "objective",
-    "learning_rate",
-    "max_depth",
-    "min_child_weight",
-    "subsample",
-    "colsample_bytree",
-    "max_bin",
-    "num_rounds",
-    "early_stopping",
-)
-
-
-def chosen_ranker(result) -> RankerConfig:
-    from flashrec.recsys.automl.study import trial_config
-
-    return trial_config(result.chosen.params, StudyConfig()).ranker
+def deployed_config(study_config: dict, device: str, seed: int) -> TwoTierConfig:
+    """The study's configuration on this host's XGBoost device and the platform's seed."""
+    config = TwoTierConfig.from_dict(study_config)
+    config.ranker = dataclasses.replace(config.ranker, device=device, seed=seed)
+    return config
 
 
 @dg.multi_asset(
@@ -158,14 +178,16 @@ def two_tier_model(
     model_training_set: dict,
     ranker_study: dict,
 ):
-    """Tier 1 (item embeddings + FAISS index + co-visitation) and tier 2 (XGBoost ranker
-    with the study's chosen hyperparameters), fitted together as one versioned artifact."""
+    """Tier 1 (item embeddings + FAISS index + co-visitation) and tier 2 (XGBoost ranker)
+    fitted together as one versioned artifact with the study's complete configuration:
+    hyperparameters, kept features, interaction constraints and embedding dimension."""
     settings = lake.settings()
-    ranker = RankerConfig(**ranker_study, device=settings.model_device, seed=settings.seed)
+    config = deployed_config(ranker_study, settings.model_device, settings.seed)
     model = CatalogModel.fit(
         model_training_set["train"],
         model_training_set["catalog"],
-        config=TwoTierConfig(ranker=ranker),
+        config=config,
+        shopper_rows=model_training_set.get("train_shopper_rows"),
     )
     folder = model.save_versioned(settings.artifacts_dir / "models")
     generator = model.model.generator
@@ -196,6 +218,9 @@ def two_tier_model(
         metadata={
             **common,
             **{k: float(v) for k, v in model.metrics.items()},
+            "features": len(model.model.feature_names),
+            "feature_names": json.dumps(model.model.feature_names),
+            "interaction_constraints": json.dumps(config.ranker.interaction_constraints),
         },
     )
     context.log.info("model %s fitted: %s", model.model_version, model.metrics)
@@ -235,10 +260,15 @@ def model_evaluation(
     """Next-item P@20 / MRR@20 on held-out sessions, next to popularity and the champion."""
     model = CatalogModel.load(ranker)
 
-    def recommend(prefixes: list[list[str]], k: int) -> list[list[str]]:
-        return [[item for item, _ in row] for row in model.recommend_batch(prefixes, k)]
+    def recommend(prefixes: list[list[str]], k: int, rows: list | None) -> list[list[str]]:
+        return [[item for item, _ in row] for row in model.recommend_batch(prefixes, k, rows)]
 
-    quality, pop = evaluate(recommend, model_training_set["train"], model_training_set["held_out"])
+    quality, pop = evaluate(
+        recommend,
+        model_training_set["train"],
+        model_training_set["held_out"],
+        held_out_rows=model_training_set.get("held_out_shopper_rows"),
+    )
     champion = _champion_metrics()
     report = {
         "model_version": model.model_version,

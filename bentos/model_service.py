@@ -9,9 +9,11 @@ challenger (if one is registered) from the BentoML model store (``bentos.model_r
 arriving together (up to ``MAX_BATCH`` queries, within ``MAX_LATENCY_MS``) into
 one call, so tier-1 candidate generation and the XGBoost ranker run on large matrices.
 Each query names a variant; a variant with no model of that stage is answered by the
-champion, and ``model_version`` says which model answered. ``POST /info`` and
-``POST /catalog`` let the scorer see versions and fetch the catalog (content tier,
-segment lists) without importing training code.
+champion, and ``model_version`` says which model answered. A query may carry the shopper's
+``user_activity`` online row (``user``); the ranker turns it into its shopper features
+exactly as in training (``flashrec.recsys.shopper_features``); without it they are missing.
+``POST /info`` and ``POST /catalog`` let the scorer see versions and fetch the catalog
+(content tier, segment lists) without importing training code.
 
 GPU: set ``FLASHREC_MODEL_DEVICE=cuda`` (Settings ``model_device``) where XGBoost has CUDA;
 the ranker's booster then predicts on the GPU. The default is CPU.
@@ -44,6 +46,9 @@ class Query(BaseModel):
     recent_items: list[str] = Field(default_factory=list, description="most recent first")
     k: int = Field(default=50, ge=1, le=MAX_K)
     variant: str = "champion"
+    user: dict[str, Any] | None = Field(
+        default=None, description="user_activity online row (Feast); null: anonymous"
+    )
 
 
 class Ranked(BaseModel):
@@ -94,7 +99,9 @@ class ModelService:
         for stage, idx in by_model.items():
             model = self.models[stage]
             k = max(queries[i].k for i in idx)
-            lists = model.recommend_batch([queries[i].recent_items for i in idx], k)
+            lists = model.recommend_batch(
+                [queries[i].recent_items for i in idx], k, [queries[i].user for i in idx]
+            )
             for i, ranked in zip(idx, lists, strict=True):
                 top = ranked[: queries[i].k]
                 out[i] = Ranked(

@@ -6,9 +6,12 @@ layout and the point-in-time semantics stay Feast's.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import feast
 import pandas as pd
@@ -89,3 +92,43 @@ def build_training_set(store: feast.FeatureStore, settings: Settings) -> Trainin
     table = pa.Table.from_pandas(frame, preserve_index=False)
     write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
     return TrainingSetReport(str(path), len(frame), seconds, null_share)
+
+
+def user_rows_as_of(
+    store: feast.FeatureStore,
+    keys: Sequence[tuple[str | None, datetime]],
+    features: Sequence[str],
+) -> list[dict[str, Any] | None]:
+    """Each (user_id, t): the user's ``user_activity`` values as of strictly before t.
+
+    One point-in-time retrieval through Feast's offline store for all keys, each joined as
+    of ``t - LABEL_LEAD``: the event at t (the label the ranker learns) and anything later
+    can never count. A key without a user gives None (anonymous); a user without a value
+    yet (or beyond the view's ttl) gives a row of None, as the online store would.
+    """
+    out: list[dict[str, Any] | None] = [None] * len(keys)
+    wanted = [(i, user, when) for i, (user, when) in enumerate(keys) if user]
+    if not wanted:
+        return out
+    entity_df = pd.DataFrame(
+        {
+            "user_id": [user for _, user, _ in wanted],
+            "event_timestamp": pd.to_datetime([when for *_, when in wanted], utc=True) - LABEL_LEAD,
+            "query_row": [i for i, *_ in wanted],
+        }
+    )
+    frame = store.get_historical_features(
+        entity_df=entity_df, features=[f"{shared.USER.name}:{name}" for name in features]
+    ).to_df()
+    for record in frame[["query_row", *features]].to_dict("records"):
+        out[int(record["query_row"])] = {name: _plain(record[name]) for name in features}
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """pandas' missing markers (NaN, NaT, NA) as None; numpy scalars as Python values."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value

@@ -21,6 +21,7 @@ from flashrec.recsys.covisit import AssociationScorer, covisitation, sequential_
 from flashrec.recsys.data import Queries, canonical, query_matrix, topk_per_row
 from flashrec.recsys.embeddings import PMIEmbeddings
 from flashrec.recsys.metrics import candidate_recall
+from flashrec.recsys.shopper_features import ItemCategories
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class CandidateGenerator:
         self.ann: AnnIndex | None = None
         self.pop = np.zeros(0)
         self.recent_pop = np.zeros(0)
+        # Item categories: cold-item embeddings read them, and so does the ranker's
+        # "candidate in the shopper's top category" feature.
+        self.categories = ItemCategories()
 
     def fit(
         self,
@@ -78,6 +82,7 @@ class CandidateGenerator:
     ) -> CandidateGenerator:
         cfg = self.config
         self.n_items = n_items
+        self.categories = ItemCategories.from_attributes(attributes, n_items)
         self.scorers = {
             "trans": transitions().fit(sessions, n_items),
             "sr": sequential_rules().fit(sessions, n_items),
@@ -102,6 +107,9 @@ class CandidateGenerator:
         """Restore fitted state saved by ``TwoTierModel.save`` (the ANN index is set apart)."""
         self.n_items = n_items
         self.pop, self.recent_pop = a["pop"], a["recent_pop"]
+        self.categories = ItemCategories(
+            tuple(str(name) for name in a["category_names"]), a["item_category"]
+        )
         self.embeddings.vectors = a["vectors"]
         self.scorers = {
             "trans": transitions(),

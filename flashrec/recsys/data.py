@@ -15,11 +15,17 @@ import scipy.sparse as sp
 
 @dataclass(frozen=True)
 class Queries:
-    """A batch of session prefixes (CSR layout) and, when known, their next items."""
+    """A batch of session prefixes (CSR layout) and, when known, their next items.
+
+    ``context`` (optional): one row of shopper features per query (see
+    ``shopper_features.shopper_context``); it travels with the queries through slicing and
+    subsetting so batching can never pair a query with another shopper's row.
+    """
 
     indptr: np.ndarray  # (n+1,) int64
     items: np.ndarray  # flat prefix items, oldest first within each query
     targets: np.ndarray  # (n,) int64; -1 when unknown
+    context: np.ndarray | None = None  # (n, width) float32; None: no shopper known
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -48,17 +54,28 @@ class Queries:
     def slice(self, start: int, stop: int) -> Queries:
         lo, hi = self.indptr[start], self.indptr[stop]
         return Queries(
-            self.indptr[start : stop + 1] - lo, self.items[lo:hi], self.targets[start:stop]
+            self.indptr[start : stop + 1] - lo,
+            self.items[lo:hi],
+            self.targets[start:stop],
+            None if self.context is None else self.context[start:stop],
         )
 
     def take(self, rows: np.ndarray) -> Queries:
-        return from_prefixes([self.prefix(int(r)) for r in rows], self.targets[rows])
+        return from_prefixes(
+            [self.prefix(int(r)) for r in rows],
+            self.targets[rows],
+            None if self.context is None else self.context[rows],
+        )
 
     def prefix(self, i: int) -> np.ndarray:
         return self.items[self.indptr[i] : self.indptr[i + 1]]
 
 
-def from_prefixes(prefixes: Sequence[np.ndarray], targets: np.ndarray | None = None) -> Queries:
+def from_prefixes(
+    prefixes: Sequence[np.ndarray],
+    targets: np.ndarray | None = None,
+    context: np.ndarray | None = None,
+) -> Queries:
     lengths = np.fromiter((len(p) for p in prefixes), dtype=np.int64, count=len(prefixes))
     indptr = np.zeros(len(prefixes) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
@@ -69,7 +86,9 @@ def from_prefixes(prefixes: Sequence[np.ndarray], targets: np.ndarray | None = N
     )
     if targets is None:
         targets = np.full(len(prefixes), -1, dtype=np.int64)
-    return Queries(indptr, items, np.asarray(targets, dtype=np.int64))
+    if context is not None and len(context) != len(prefixes):
+        raise ValueError(f"{len(context)} context rows for {len(prefixes)} queries")
+    return Queries(indptr, items, np.asarray(targets, dtype=np.int64), context)
 
 
 def flatten_sessions(sessions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -80,18 +99,33 @@ def flatten_sessions(sessions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
     return items, sid
 
 
-def expand_pairs(sessions: Sequence[np.ndarray]) -> Queries:
+def expand_pairs(
+    sessions: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+) -> Queries:
     """Every (prefix, next item) of every session, as in the SR-GNN protocol.
 
     A target at position t only ever sees items at positions < t (no future leakage).
+    ``contexts[s][t]`` (optional) is the shopper's context row as of just before the event
+    at position t of session s; the case whose target is at t gets that row.
     """
+    if contexts is not None and len(contexts) != len(sessions):
+        raise ValueError(f"{len(contexts)} context arrays for {len(sessions)} sessions")
     prefixes: list[np.ndarray] = []
     targets: list[int] = []
-    for s in sessions:
+    rows: list[np.ndarray] = []
+    for i, s in enumerate(sessions):
         for t in range(1, len(s)):
             prefixes.append(s[:t])
             targets.append(int(s[t]))
-    return from_prefixes(prefixes, np.array(targets, dtype=np.int64))
+        if contexts is not None and len(s) > 1:
+            if len(contexts[i]) != len(s):
+                raise ValueError(f"session {i}: {len(contexts[i])} context rows, {len(s)} items")
+            rows.append(contexts[i][1:])
+    context = None
+    if contexts is not None:
+        width = contexts[0].shape[1] if len(contexts) else 0
+        context = np.concatenate(rows) if rows else np.zeros((0, width), np.float32)
+    return from_prefixes(prefixes, np.array(targets, dtype=np.int64), context)
 
 
 def split_tail(

@@ -5,6 +5,12 @@ XGBoost ranker) orders them. WHY train the ranker on a tail: the ranker must see
 candidate features as they look for *unseen* sessions, so tier 1 is fitted on the head
 of the sessions, the ranker on pairs of the later tail (early stopping on its last
 part), and tier 1 is then refitted on all sessions for serving.
+
+Shopper context: ``fit`` may take each session position's user feature row (as of just
+before that event) and ``recommend_batch`` each query's current row; both become ranker
+columns through ``shopper_features`` alone. ``config.feature_names`` selects the ranker's
+columns (the AutoML study's choice); the selection, the interaction constraints and the
+embedding dimension are saved with the artifact, so ``load`` scores exactly as trained.
 """
 
 from __future__ import annotations
@@ -23,16 +29,23 @@ import numpy as np
 import scipy.sparse as sp
 
 from flashrec.recsys.ann import AnnConfig, AnnIndex
-from flashrec.recsys.candidates import CandidateConfig, CandidateGenerator, source_report
+from flashrec.recsys.candidates import (
+    CandidateConfig,
+    CandidateGenerator,
+    Candidates,
+    source_report,
+)
 from flashrec.recsys.data import Queries, expand_pairs, from_prefixes, split_tail
 from flashrec.recsys.metrics import precision_mrr, topk_from_pairs
 from flashrec.recsys.ranker import Ranker, RankerConfig
 from flashrec.recsys.ranker_features import FEATURE_NAMES, build_features
+from flashrec.recsys.shopper_features import ShopperRow, shopper_context
+from flashrec.recsys.training_rows import ranking_rows
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = "flashrec.two_tier"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2  # 2: shopper features, feature selection, item categories
 
 
 @dataclass
@@ -47,6 +60,37 @@ class TwoTierConfig:
     batch_size: int = 4096
     seed: int = 42
     refit_on_all: bool = True  # False keeps tier 1 fitted on the head (for quick tuning runs)
+    # Ranker columns, a subset of FEATURE_NAMES (e.g. the AutoML study's feature groups);
+    # None: all of them.
+    feature_names: list[str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (what the artifact's manifest and Dagster carry)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TwoTierConfig:
+        """Inverse of ``to_dict`` (keys missing from older dicts keep their defaults)."""
+        cand = dict(d["candidates"])
+        cand["ann"] = AnnConfig(**cand["ann"])
+        return cls(
+            **{k: v for k, v in d.items() if k not in ("candidates", "ranker")},
+            candidates=CandidateConfig(**cand),
+            ranker=RankerConfig(**d["ranker"]),
+        )
+
+
+def selected_features(names: Sequence[str] | None) -> list[str]:
+    """The ranker's columns: ``names`` checked against FEATURE_NAMES (None: all)."""
+    if names is None:
+        return list(FEATURE_NAMES)
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"feature selection must be distinct names of FEATURE_NAMES; unknown={unknown}, "
+            f"got {len(names)} names"
+        )
+    return list(names)
 
 
 @dataclass
@@ -60,6 +104,10 @@ class FitReport:
 class TwoTierModel:
     def __init__(self, config: TwoTierConfig | None = None) -> None:
         self.config = config or TwoTierConfig()
+        self.feature_names = selected_features(self.config.feature_names)
+        columns = [FEATURE_NAMES.index(n) for n in self.feature_names]
+        # None: every column in order (no copy of the largest arrays of a fit)
+        self._columns = None if columns == list(range(len(FEATURE_NAMES))) else np.array(columns)
         self.generator = CandidateGenerator(self.config.candidates)
         self.ranker = Ranker(self.config.ranker)
         self.n_items = 0
@@ -71,28 +119,49 @@ class TwoTierModel:
         sessions: Sequence[Sequence[int] | np.ndarray],
         n_items: int | None = None,
         attributes: Mapping[int, str] | None = None,
+        shopper_rows: Sequence[Sequence[ShopperRow]] | None = None,
     ) -> TwoTierModel:
-        """Fit both tiers from chronological sessions of integer item ids."""
+        """Fit both tiers from chronological sessions of integer item ids.
+
+        ``shopper_rows[s][t]`` (optional): the user's feature row as of strictly before the
+        event at position t of session s (None for anonymous), i.e. what serving would
+        have read when that item was the next one; the ranker's shopper columns come from it.
+        """
         cfg = self.config
-        arrays = [np.asarray(s, dtype=np.int64) for s in sessions if len(s) > 0]
+        if shopper_rows is not None and len(shopper_rows) != len(sessions):
+            raise ValueError(f"{len(shopper_rows)} shopper row lists for {len(sessions)} sessions")
+        keep = [i for i, s in enumerate(sessions) if len(s) > 0]
+        arrays = [np.asarray(sessions[i], dtype=np.int64) for i in keep]
         self.n_items = n_items or int(max(int(s.max()) for s in arrays)) + 1
         t0 = time.perf_counter()
         head, tail = split_tail(arrays, cfg.tail_fraction)
         cut = int(len(tail) * (1.0 - cfg.valid_fraction))
-        train_q, valid_q = expand_pairs(tail[:cut]), expand_pairs(tail[cut:])
+        head_gen = CandidateGenerator(cfg.candidates).fit(head, self.n_items, attributes)
+        t1 = time.perf_counter()
+        contexts = None
+        if shopper_rows is not None:  # only the tail trains the ranker
+            cats = head_gen.categories
+            contexts = [shopper_context(shopper_rows[i], cats) for i in keep[len(head) :]]
+        train_q = expand_pairs(tail[:cut], contexts[:cut] if contexts is not None else None)
+        valid_q = expand_pairs(tail[cut:], contexts[cut:] if contexts is not None else None)
         log.info(
             "fit: %d head sessions for tier 1; ranker on %d train / %d validation pairs",
             len(head),
             len(train_q),
             len(valid_q),
         )
-        head_gen = CandidateGenerator(cfg.candidates).fit(head, self.n_items, attributes)
-        t1 = time.perf_counter()
-        x, y, g, _, _ = self._training_rows(head_gen, train_q, sample=True)
-        xv, yv, gv, rv, cv = self._training_rows(head_gen, valid_q, sample=False)
+        kw = {"neg_rate": cfg.neg_rate, "batch_size": cfg.batch_size, "seed": cfg.seed}
+        x, y, g, _, _ = ranking_rows(head_gen, train_q, sample=True, **kw)
+        batches: list[tuple[Candidates, np.ndarray]] = []
+        xv, yv, gv, rv, cv = ranking_rows(
+            head_gen, valid_q, sample=False, on_batch=lambda c, t: batches.append((c, t)), **kw
+        )
+        if batches:
+            self.report.candidates = source_report(batches)
+        x, xv = self._select(x), self._select(xv)
         t2 = time.perf_counter()
         log.info("ranker rows: %d train, %d validation", len(y), len(yv))
-        self.ranker.fit(x, y, g, xv, yv, gv, FEATURE_NAMES)
+        self.ranker.fit(x, y, g, xv, yv, gv, self.feature_names)
         t3 = time.perf_counter()
         fill = np.argsort(-head_gen.pop, kind="stable")[:40]
         top = topk_from_pairs(rv, cv, self.ranker.predict(xv), len(valid_q), 20, fill)
@@ -116,34 +185,6 @@ class TwoTierModel:
         self.report.n_train_rows = len(y)
         return self
 
-    def _training_rows(
-        self, gen: CandidateGenerator, q: Queries, sample: bool
-    ) -> tuple[np.ndarray, ...]:
-        """Features and labels per batch; for training keep only cases whose target is a
-        candidate (the others carry no ranking signal) and a uniform share of negatives."""
-        cfg = self.config
-        rng = np.random.default_rng(cfg.seed)
-        xs, ys, gs, rs, cs = [], [], [], [], []
-        batches = []
-        for start in range(0, len(q), cfg.batch_size):
-            b = q.slice(start, min(start + cfg.batch_size, len(q)))
-            cands = gen.generate(b)
-            rows, cols, x = build_features(gen, b, cands)
-            y = (cols == b.targets[rows]).astype(np.float32)
-            if sample:
-                has_pos = np.zeros(len(b), dtype=bool)
-                has_pos[rows[y > 0]] = True
-                keep = has_pos[rows] & ((y > 0) | (rng.random(len(rows)) < cfg.neg_rate))
-                rows, cols, x, y = rows[keep], cols[keep], x[keep], y[keep]
-            else:
-                batches.append((cands, b.targets))
-            xs.append(x), ys.append(y), gs.append(rows + start)
-            rs.append(rows + start), cs.append(cols)
-            log.info("features: %d/%d cases", min(start + cfg.batch_size, len(q)), len(q))
-        if batches:
-            self.report.candidates = source_report(batches)
-        return tuple(np.concatenate(a) for a in (xs, ys, gs, rs, cs))
-
     # ----------------------------------------------------------------- serving
     def score_batch(
         self, q: Queries, k: int = 20, candidate_stats: dict[str, float] | None = None
@@ -163,8 +204,7 @@ class TwoTierModel:
             top = np.tile(fill[:k], (len(b), 1))
             if nonempty.any():
                 bb = b if nonempty.all() else b.take(np.flatnonzero(nonempty))
-                cands = self.generator.generate(bb)
-                rows, cols, x = build_features(self.generator, bb, cands)
+                rows, cols, x, cands = self._pairs(bb)
                 pred = self.ranker.predict(x) if len(x) else np.zeros(0)
                 top[nonempty] = topk_from_pairs(rows, cols, pred, len(bb), k, fill)
                 if candidate_stats is not None:
@@ -177,10 +217,46 @@ class TwoTierModel:
             candidate_stats.update({key: v / n_reported for key, v in sums.items()})
         return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
-    def recommend_batch(self, sessions: Sequence[Sequence[int]], k: int = 20) -> np.ndarray:
-        """Like ``recommend`` for many sessions at once (unknown item ids are ignored)."""
+    def _pairs(self, q: Queries) -> tuple[np.ndarray, np.ndarray, np.ndarray, Candidates]:
+        """Candidates and the ranker's columns (this model's selection) for ``q``."""
+        cands = self.generator.generate(q)
+        rows, cols, x = build_features(self.generator, q, cands)
+        return rows, cols, self._select(x), cands
+
+    def _select(self, x: np.ndarray) -> np.ndarray:
+        """The columns of this model's feature selection (all of FEATURE_NAMES: ``x``)."""
+        return x if self._columns is None else x[:, self._columns]
+
+    def queries(
+        self, sessions: Sequence[Sequence[int]], shopper_rows: Sequence[ShopperRow] | None = None
+    ) -> Queries:
+        """Serving queries: known items of each session plus each shopper's feature row."""
+        if shopper_rows is not None and len(shopper_rows) != len(sessions):
+            raise ValueError(f"{len(shopper_rows)} shopper rows for {len(sessions)} sessions")
         prefixes = [self._known(s) for s in sessions]
-        return self.score_batch(from_prefixes(prefixes), k)
+        context = (
+            None
+            if shopper_rows is None
+            else shopper_context(shopper_rows, self.generator.categories)
+        )
+        return from_prefixes(prefixes, context=context)
+
+    def pair_features(
+        self, sessions: Sequence[Sequence[int]], shopper_rows: Sequence[ShopperRow] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query, candidate, X over ``feature_names``): exactly what serving ranks."""
+        rows, cols, x, _ = self._pairs(self.queries(sessions, shopper_rows))
+        return rows, cols, x
+
+    def recommend_batch(
+        self,
+        sessions: Sequence[Sequence[int]],
+        k: int = 20,
+        shopper_rows: Sequence[ShopperRow] | None = None,
+    ) -> np.ndarray:
+        """Like ``recommend`` for many sessions at once (unknown item ids are ignored);
+        ``shopper_rows[i]`` is session i's user feature row (None: anonymous)."""
+        return self.score_batch(self.queries(sessions, shopper_rows), k)
 
     def recommend(self, session_items: Sequence[int], k: int = 20) -> list[int]:
         """Top-k next items for one session (oldest item first)."""
@@ -209,14 +285,16 @@ class TwoTierModel:
         arrays["sknn_idf"] = sknn.idf
         assert gen.ann is not None
         arrays["ann_index"] = faiss.serialize_index(gen.ann.index)
+        arrays["item_category"] = gen.categories.of_item
+        arrays["category_names"] = np.array(gen.categories.names, dtype=str)
         np.savez_compressed(folder / "arrays.npz", **arrays)
         self.ranker.save(folder / "ranker.json")
         manifest = {
             "format": ARTIFACT_FORMAT,
             "version": ARTIFACT_VERSION,
             "n_items": self.n_items,
-            "feature_names": FEATURE_NAMES,
-            "config": dataclasses.asdict(self.config),
+            "feature_names": self.feature_names,
+            "config": self.config.to_dict(),
             "report": dataclasses.asdict(self.report),
             "created_unix": time.time(),
         }
@@ -229,10 +307,13 @@ class TwoTierModel:
         manifest = json.loads((folder / "manifest.json").read_text())
         if manifest.get("format") != ARTIFACT_FORMAT or manifest.get("version") != ARTIFACT_VERSION:
             raise ValueError(f"{folder}: not a {ARTIFACT_FORMAT} v{ARTIFACT_VERSION} artifact")
-        if manifest["feature_names"] != FEATURE_NAMES:
-            raise ValueError(f"{folder}: feature set differs from this code's; refit the model")
-        config = _config_from_dict(manifest["config"])
+        unknown = sorted(set(manifest["feature_names"]) - set(FEATURE_NAMES))
+        if unknown:
+            raise ValueError(f"{folder}: features {unknown} unknown to this code; refit the model")
+        config = TwoTierConfig.from_dict(manifest["config"])
         model = cls(config)
+        if model.feature_names != manifest["feature_names"]:
+            raise ValueError(f"{folder}: manifest and config disagree on the ranker's features")
         model.n_items = int(manifest["n_items"])
         model.report = FitReport(**manifest["report"])
         with np.load(folder / "arrays.npz") as z:
@@ -244,6 +325,9 @@ class TwoTierModel:
         )
         model.generator = gen
         model.ranker = Ranker.load(folder / "ranker.json", config.ranker)
+        assert model.ranker.booster is not None
+        if list(model.ranker.booster.feature_names or []) != model.feature_names:
+            raise ValueError(f"{folder}: the booster's features differ from the manifest's")
         return model
 
 
@@ -256,14 +340,4 @@ def _get_csr(a: Mapping[str, np.ndarray], name: str) -> sp.csr_matrix:
     shape = tuple(int(v) for v in a[f"{name}.shape"])
     return sp.csr_matrix(
         (a[f"{name}.data"], a[f"{name}.indices"], a[f"{name}.indptr"]), shape=shape
-    )
-
-
-def _config_from_dict(d: Mapping[str, Any]) -> TwoTierConfig:
-    cand = dict(d["candidates"])
-    cand["ann"] = AnnConfig(**cand["ann"])
-    return TwoTierConfig(
-        **{k: v for k, v in d.items() if k not in ("candidates", "ranker")},
-        candidates=CandidateConfig(**cand),
-        ranker=RankerConfig(**d["ranker"]),
     )

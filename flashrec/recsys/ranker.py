@@ -31,9 +31,18 @@ class RankerConfig:
     early_stopping: int = 30
     threads: int = 2
     seed: int = 42
+    # Groups of feature names allowed to interact in one tree branch (XGBoost maps the
+    # names to columns); empty: no constraint. Names, not indices, so a saved config stays
+    # right whatever feature subset the model keeps.
+    interaction_constraints: list[list[str]] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
 
     def params(self) -> dict[str, object]:
+        constraints = (
+            {"interaction_constraints": [list(s) for s in self.interaction_constraints]}
+            if self.interaction_constraints
+            else {}
+        )
         return {
             "objective": self.objective,
             "device": self.device,
@@ -47,6 +56,7 @@ class RankerConfig:
             "eval_metric": "map@20",  # = MRR@20 with one relevant item,
             "nthread": self.threads,
             "seed": self.seed,
+            **constraints,
             **self.extra,
         }
 

@@ -4,7 +4,9 @@ WHY these: the ranker must learn how much to trust each source for this session 
 in-row normalised scores and ranks, so values stay comparable when the sources are refit
 on more data), whether the candidate is a repeat (where and how often it is in the
 session: 20% of next items are), how strongly it follows the very last item, and how
-popular it is overall and lately. Missing values are NaN (XGBoost learns a direction).
+popular it is overall and lately; then who is shopping (the user's feature-store row, see
+``shopper_features``: activity, and whether the candidate is in their favourite category).
+Missing values are NaN (XGBoost learns a direction).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import scipy.sparse as sp
 
 from flashrec.recsys.candidates import MATRIX_SOURCES, CandidateGenerator, Candidates
 from flashrec.recsys.data import Queries, lookup, row_max, row_rank
+from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES, shopper_columns
 
 
 def _per_source_names() -> list[str]:
@@ -44,6 +47,7 @@ FEATURE_NAMES: list[str] = [
     "fused_score",
     "fused_rank",
     "n_sources",
+    *SHOPPER_FEATURE_NAMES,
 ]
 
 
@@ -123,5 +127,6 @@ def build_features(
     for m in cands.truncated.values():
         n_src += lookup(m, rows, cols) > 0
     cols_out.append(n_src)
+    cols_out += shopper_columns(q.context, rows, cols, gen.categories)
     x = np.column_stack(cols_out).astype(np.float32)
     return rows, cols, x

@@ -8,6 +8,11 @@ imports no engine); this module only writes and reads plain folders.
 
 Training refuses a set that is too small (``TrainingSetTooSmall``) instead of fitting a
 degenerate model: a champion trained on ten sessions would silently serve noise.
+
+Shopper features: ``training_data`` says, for every session position, whose event it was
+and when (``as_of``); the caller fetches the user's feature row as of strictly before
+that instant from the feature store's offline side and passes the rows to ``fit``. At
+serving time ``recommend_batch`` takes each shopper's current online row.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from flashrec.recsys.model import TwoTierConfig, TwoTierModel
+from flashrec.recsys.shopper_features import ShopperRow
 from flashrec.scoring.catalog import Catalog, catalog_from_interactions
 from flashrec.scoring.vocab import Vocabulary
 
@@ -38,6 +44,7 @@ MIN_ITEMS = 10
 #: The columns of the lake's ``gold/interactions`` that ``training_data`` reads.
 INTERACTION_COLUMNS = (
     "session_id",
+    "user_id",
     "event_time",
     "event_seq",
     "item_id",
@@ -54,12 +61,32 @@ class TrainingSetTooSmall(ValueError):
     """Too few usable sessions or items to fit a model worth serving."""
 
 
+#: (user_id or None, event time): whose feature row a session position needs, and as of when.
+AsOf = tuple[str | None, Any]
+
+
 @dataclass
 class TrainingData:
-    """Sessions of string item ids (event order) and the catalog they come from."""
+    """Sessions of string item ids (event order), the catalog they come from and, per
+    session position, the (user, time) of the event that put the item there."""
 
     sessions: list[list[str]]
     catalog: Catalog
+    as_of: list[list[AsOf]] = field(default_factory=list)
+
+    def as_of_keys(self) -> list[AsOf]:
+        """Every position's (user, time), flat and in session order (one offline lookup)."""
+        return [key for session in self.as_of for key in session]
+
+    def regroup(self, flat: Sequence[ShopperRow]) -> list[list[ShopperRow]]:
+        """Rows answered for ``as_of_keys`` back into one list per session."""
+        if len(flat) != sum(len(s) for s in self.as_of):
+            raise ValueError(f"{len(flat)} rows for {sum(len(s) for s in self.as_of)} positions")
+        out, start = [], 0
+        for session in self.as_of:
+            out.append(list(flat[start : start + len(session)]))
+            start += len(session)
+        return out
 
 
 def training_data(rows: Iterable[Mapping[str, Any]]) -> TrainingData:
@@ -67,22 +94,28 @@ def training_data(rows: Iterable[Mapping[str, Any]]) -> TrainingData:
 
     Order is (event_time, event_seq) as the lake sessionized them; consecutive repeats of
     one item (view then click then cart) are collapsed, since they say nothing about what
-    comes next.
+    comes next. A collapsed position keeps the user and time of its *first* event: as the
+    next item of the session, that is the moment to predict, so its features must stop
+    strictly before it (the click and cart that follow are later still).
     """
     rows = list(rows)
-    per_session: dict[str, list[tuple[Any, int, str]]] = defaultdict(list)
+    per_session: dict[str, list[tuple[Any, int, str, str | None]]] = defaultdict(list)
     for row in rows:
-        key = (row.get("event_time"), int(row.get("event_seq") or 0), str(row["item_id"]))
+        user = row.get("user_id") or None
+        key = (row.get("event_time"), int(row.get("event_seq") or 0), str(row["item_id"]), user)
         per_session[str(row["session_id"])].append(key)
-    sessions = []
+    sessions, as_of = [], []
     for events in per_session.values():
         events.sort(key=lambda e: (str(e[0]), e[1]))
         seq: list[str] = []
-        for _, _, item in events:
+        when: list[AsOf] = []
+        for time_, _, item, user in events:
             if not seq or seq[-1] != item:
                 seq.append(item)
+                when.append((user, time_))
         sessions.append(seq)
-    return TrainingData(sessions=sessions, catalog=catalog_from_interactions(rows))
+        as_of.append(when)
+    return TrainingData(sessions=sessions, catalog=catalog_from_interactions(rows), as_of=as_of)
 
 
 def new_version() -> str:
@@ -113,13 +146,19 @@ class CatalogModel:
         model_version: str | None = None,
         min_sessions: int = MIN_SESSIONS,
         min_items: int = MIN_ITEMS,
+        shopper_rows: Sequence[Sequence[ShopperRow]] | None = None,
     ) -> CatalogModel:
         """Fit on sessions of string item ids (oldest item first).
 
+        ``shopper_rows[s][t]``: the user's feature row as of strictly before position t of
+        session s (None: anonymous); without it the shopper columns are missing (NaN).
         Raises ``TrainingSetTooSmall`` before any work when fewer than ``min_sessions``
         sessions have 2+ items or fewer than ``min_items`` distinct items appear in them.
         """
-        usable = [list(s) for s in sessions if len(s) >= 2]
+        if shopper_rows is not None and len(shopper_rows) != len(sessions):
+            raise ValueError(f"{len(shopper_rows)} shopper row lists for {len(sessions)} sessions")
+        kept = [i for i, s in enumerate(sessions) if len(s) >= 2]
+        usable = [list(sessions[i]) for i in kept]
         distinct = {i for s in usable for i in s}
         if len(usable) < min_sessions or len(distinct) < min_items:
             raise TrainingSetTooSmall(
@@ -130,7 +169,8 @@ class CatalogModel:
         encoded = [vocab.encode(s) for s in usable]
         attrs = {vocab.index[i]: cat for i, cat in catalog.attributes().items() if i in vocab}
         t0 = time.perf_counter()
-        model = TwoTierModel(config).fit(encoded, len(vocab), attrs)
+        rows = None if shopper_rows is None else [list(shopper_rows[i]) for i in kept]
+        model = TwoTierModel(config).fit(encoded, len(vocab), attrs, rows)
         metrics = {
             **{k: float(v) for k, v in model.report.validation.items()},
             "n_sessions": float(len(usable)),
@@ -149,10 +189,14 @@ class CatalogModel:
     # -- inference -----------------------------------------------------------------------
 
     def recommend_batch(
-        self, recents: Sequence[Sequence[str]], k: int = 20
+        self,
+        recents: Sequence[Sequence[str]],
+        k: int = 20,
+        shopper_rows: Sequence[ShopperRow] | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Top ``k`` (item_id, score) per shopper; ``recents`` lists are most recent first
-        (as ``user_recent_items``/``session_recent_items`` store them).
+        (as ``user_recent_items``/``session_recent_items`` store them), ``shopper_rows[i]``
+        is shopper i's ``user_activity`` online row (None: anonymous or unknown).
 
         Scores are rank-derived (1.0 for the first, falling by 1/k): the model's public API
         returns ranked ids, and the cache only needs a monotone score.
@@ -161,7 +205,7 @@ class CatalogModel:
             return []
         k = max(1, min(k, len(self.vocab)))  # the model cannot rank more items than it knows
         sessions = [self.vocab.encode(list(reversed(r))) for r in recents]
-        top = self.model.recommend_batch(sessions, k)
+        top = self.model.recommend_batch(sessions, k, shopper_rows)
         out = []
         for row in top:
             ids = self.vocab.decode(row)

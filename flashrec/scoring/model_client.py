@@ -23,7 +23,9 @@ class ModelServiceDown(RuntimeError):
 
 
 class ModelClient:
-    """``rank`` queries ``{recent_items, k, variant}`` -> ``{items, scores, model_version}``."""
+    """``rank`` queries ``{recent_items, k, variant, user}`` -> ``{items, scores,
+    model_version}``; ``user`` is the shopper's ``user_activity`` online row (or None),
+    from which the ranker builds its shopper features."""
 
     def __init__(
         self, base_url: str, *, timeout_s: float = 10.0, chunk: int = 32, parallel: int = 4

@@ -8,7 +8,8 @@ list it asked for is written, so a kill -9 at any point means "redo", never "los
 Per batch: parse and coalesce signals (one computation per shopper, however many signals),
 read online features in one batched call per view, pick the tier (segment: nothing to
 write, the read API serves segment lists; content: attributes of what they viewed;
-personalized: the model service, once per served and shadow variant), drop sold-out items,
+personalized: the model service, once per served and shadow variant, each query carrying
+the user's online feature row for the ranker's shopper features), drop sold-out items,
 skip writes that would change nothing, write the rest in one pipeline, then acknowledge.
 A shopper whose personalized lists could not be computed (model service down) is left
 pending and retried: their current list stays as it was rather than being overwritten by
@@ -241,7 +242,12 @@ class Scorer:
         if self.rank is None:
             return None
         queries = [
-            {"recent_items": list(st.recent_items), "k": want, "variant": v}
+            {
+                "recent_items": list(st.recent_items),
+                "k": want,
+                "variant": v,
+                "user": dict(st.user_row) if st.user_row is not None else None,
+            }
             for st in states
             for v in variants
         ]

@@ -8,8 +8,9 @@ microseconds.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flashrec.eventlog.base import LogRecord
@@ -39,7 +40,9 @@ class Signal:
 
 @dataclass(frozen=True)
 class ShopperState:
-    """What the scorer knows about a shopper: recent items (most recent first) and count."""
+    """What the scorer knows about a shopper: recent items (most recent first), count and,
+    for a known user, the online ``user_activity`` row the ranker reads its shopper
+    features from (None for sessions: anonymous shoppers have no user row)."""
 
     shopper: str
     kind: str
@@ -48,6 +51,7 @@ class ShopperState:
     n_interactions: int
     known: bool
     skip: bool = False  # a known user's session: the user's own list serves it
+    user_row: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def tier(self) -> str:
@@ -100,6 +104,25 @@ def _int(value: Any) -> int:
         return 0
 
 
+#: Not sent as features: the key itself, and the recent items (the query's ``recent_items``).
+_NOT_FEATURES = frozenset({"user_id", "user_recent_items"})
+
+
+def ranker_row(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The online row as the model service receives it: the feature values, JSON-safe
+    (non-finite numbers become None). None when it holds no value at all (unknown user)."""
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        if name in _NOT_FEATURES:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            value = str(value)
+        out[name] = value
+    return out if any(v is not None for v in out.values()) else None
+
+
 def user_state(user_id: str, row: Mapping[str, Any] | None) -> ShopperState:
     """A known user: interactions = max(actions in the last hour, distinct recent items),
     so a returning user with history but a quiet hour still counts as warm."""
@@ -107,7 +130,13 @@ def user_state(user_id: str, row: Mapping[str, Any] | None) -> ShopperState:
     recent = recent_list(row.get("user_recent_items"))
     hour = sum(_int(row.get(f"user_{k}_1h")) for k in ("views", "clicks", "carts", "purchases"))
     return ShopperState(
-        keys.shopper_ref("u", user_id), "u", user_id, recent, max(hour, len(recent)), True
+        keys.shopper_ref("u", user_id),
+        "u",
+        user_id,
+        recent,
+        max(hour, len(recent)),
+        True,
+        user_row=ranker_row(row),
     )
 
 

@@ -94,7 +94,7 @@ def test_flash_sale_drift_retrain_promotion_and_rollback(world, redis_url):
     run(defs, instance, "bronze_events", day1)
     run(defs, instance, "group:silver", day1)
     run(defs, instance, "group:gold")
-    run(defs, instance, FEATURE_TABLES)
+    run(defs, instance, [*FEATURE_TABLES, "feast_registry"])  # the training set reads Feast
     champion = run(defs, instance, MODELS)
     assert champion.success
     assert "champion" in metadata(instance, "registered_model")["action"]

@@ -272,6 +272,51 @@ def test_signals_to_lists_per_variant(redis_url: str, model_server: ModelServer)
     print(f"\nsignal -> lists written (3 shoppers, 2 variants): {latency_ms:.0f} ms")
 
 
+def test_personalized_queries_carry_the_users_feature_row(
+    redis_url: str, model_server: ModelServer
+) -> None:
+    """The scorer hands the model service the user's online row (the ranker's shopper
+    features); the service accepts it. Anonymous shoppers send none."""
+    rig = make_rig(
+        redis_url,
+        model_server.url,
+        model_server.catalog,
+        ab=lambda: ({"champion": 1.0}, frozenset()),
+    )
+    client = ModelClient(model_server.url)
+    sent: list[dict[str, Any]] = []
+
+    def spy(queries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        sent.extend(queries)
+        return client.rank(queries)
+
+    rig.scorer.rank = spy
+    uid = uuid.uuid4().hex[:8]
+    recent = [synthetic.item_id(i) for i in range(12)]
+    row = {
+        "user_recent_items": json.dumps(recent),
+        "user_views_1h": 7,
+        "user_purchases_total": 2,
+        "user_top_category": "c1",
+        "user_top_category_share": 0.5,
+    }
+    rig.features.put("user_activity", uid, row)
+    rig.features.put(
+        "session_activity",
+        f"{uid}-anon",
+        {"session_events": 12, "session_recent_items": json.dumps(recent[:10])},
+    )
+    rig.scorer.start()
+    rig.signal(user_id=uid)
+    rig.signal(session_id=f"{uid}-anon")
+    rig.drain()
+    by_items = {len(q["recent_items"]): q for q in sent}
+    assert by_items[12]["user"] == {k: v for k, v in row.items() if k != "user_recent_items"}
+    assert by_items[10]["user"] is None
+    assert rig.read("champion", f"u:{uid}").tier == "personalized"
+    assert rig.read("champion", f"s:{uid}-anon").tier == "personalized"
+
+
 def test_throughput_through_model_service(redis_url: str, model_server: ModelServer) -> None:
     rig = make_rig(
         redis_url,

@@ -1,18 +1,20 @@
 """AutoML over the ranker on a tiny learnable world: pruning, persistence, warm start,
-Pareto fronts, the smallest-embedding rule, clear errors and plots (seconds, no services)."""
+Pareto fronts, the smallest-embedding rule, the deployed configuration, clear errors and
+plots (seconds, no services)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 
+from flashrec.recsys.automl.choice import best_two_tier_config
 from flashrec.recsys.automl.data import RankingData, RankingDataBuilder, TrainingDataTooSmallError
 from flashrec.recsys.automl.pareto import Point, pareto_front, smallest_within
 from flashrec.recsys.automl.pipeline import run_automl
-from flashrec.recsys.automl.rows import ranking_rows
 from flashrec.recsys.automl.space import (
     NoFeaturesError,
     config_from_params,
@@ -24,11 +26,14 @@ from flashrec.recsys.automl.study import (
     StudyConfig,
     best_trial,
     open_storage,
+    open_study,
     run_study,
+    trial_config,
 )
 from flashrec.recsys.data import expand_pairs
-from flashrec.recsys.model import TwoTierConfig
+from flashrec.recsys.model import TwoTierConfig, TwoTierModel
 from flashrec.recsys.ranker_features import FEATURE_NAMES
+from flashrec.recsys.training_rows import ranking_rows
 from flashrec.settings import Settings
 from tests.tiny_models import tiny_two_tier
 
@@ -172,10 +177,13 @@ def test_zero_completed_trials_is_a_clear_error(
     storage = open_storage(tmp_path / "studies.db")
     with pytest.raises(NoCompletedTrialsError, match="no completed trial"):
         run_study(data, storage, _study_cfg("empty", n_trials=0))
+    with pytest.raises(NoCompletedTrialsError, match="no completed trial"):
+        best_two_tier_config(open_study(storage, _study_cfg("empty"), 24), _study_cfg("empty"))
     settings = Settings.from_env({}, var_dir=tmp_path / "var")
     with pytest.raises(NoCompletedTrialsError):
         run_automl([], N_ITEMS, settings, _study_cfg("none", n_trials=0), builder=builder)
     assert not list((tmp_path / "var").rglob("champion.json"))
+    assert not (settings.artifacts_dir / "automl").exists()  # nothing half-written
 
 
 def test_tiny_training_set_is_a_clear_error() -> None:
@@ -193,7 +201,7 @@ def test_run_automl_writes_plots_fronts_and_champion(
         [],
         N_ITEMS,
         settings,
-        _study_cfg("e2e", n_trials=6),
+        _study_cfg("e2e", n_trials=6, pruner="none"),  # importances need 2+ completed trials
         builder=builder,
         emb_dims=(4, 8),
     )
@@ -207,24 +215,53 @@ def test_run_automl_writes_plots_fronts_and_champion(
     assert res.champion_dir is not None and (res.champion_dir / "champion.json").exists()
     assert (settings.artifacts_dir / "optuna" / "studies.db").exists()
     assert len(res.table()) == 5
+    # What the platform deploys: the chosen trial, complete, with the chosen dimension.
+    chosen = trial_config(res.chosen.params, _study_cfg("e2e"))
+    assert res.config is not None and res.config.feature_names == chosen.feature_names
+    assert res.config.ranker == chosen.ranker
+    assert res.config.candidates.emb_dim == res.embedding.chosen_dim
+    manifest = json.loads((res.champion_dir / "champion.json").read_text())
+    assert TwoTierConfig.from_dict(manifest["two_tier_config"]).feature_names == (
+        trial_config(res.best.params, _study_cfg("e2e")).feature_names
+    )
 
 
-def test_ranking_rows_equal_the_models_private_training_rows(builder: RankingDataBuilder) -> None:
-    """Guards the planned swap: TwoTierModel._training_rows -> rows.ranking_rows."""
-    from flashrec.recsys.model import TwoTierModel
+def test_best_trial_configuration_is_what_the_model_trains_and_keeps(
+    data: RankingData, tmp_path: Path
+) -> None:
+    """The best trial (here: two groups off, trees confined to one group) becomes a
+    complete TwoTierConfig; a model built from it has exactly those columns and
+    constraints, survives save/load and scores."""
+    storage = open_storage(tmp_path / "studies.db")
+    cfg = _study_cfg("deploy", n_trials=1, pruner="none")
+    params = {**default_params(), "use_sknn": False, "use_emb": False}
+    params["interactions"] = "within_group"
+    open_study(storage, cfg, 24).enqueue_trial(params)
+    study, _ = run_study(data, storage, cfg)
+    assert best_trial(study).params == params
 
-    cfg = _two_tier()
-    q = expand_pairs(_world(40, 5))
-    model = TwoTierModel(cfg)
-    for sample in (True, False):
-        ours = ranking_rows(
-            builder.generator,
-            q,
-            sample=sample,
-            neg_rate=cfg.neg_rate,
-            batch_size=cfg.batch_size,
-            seed=cfg.seed,
-        )
-        theirs = model._training_rows(builder.generator, q, sample=sample)
-        for a, b in zip(ours, theirs, strict=True):
-            np.testing.assert_array_equal(a, b)
+    config = best_two_tier_config(study, cfg, _two_tier(), emb_dim=4)
+    kept = [n for n in FEATURE_NAMES if not n.startswith(("sknn_", "emb_"))]
+    groups = feature_groups()
+    assert config.feature_names == kept
+    assert config.candidates.emb_dim == 4
+    constraints = config.ranker.interaction_constraints
+    assert sorted(map(sorted, constraints)) == sorted(
+        sorted(groups[g]) for g in groups if g not in ("sknn", "emb")
+    )
+
+    model = TwoTierModel(config).fit(_world(700, 0), N_ITEMS)
+    booster = model.ranker.booster
+    assert booster is not None and booster.feature_names == kept
+    trained = json.loads(booster.save_config())["learner"]["gradient_booster"]
+    assert trained["tree_train_param"]["interaction_constraints"] not in ("", "[]")
+    assert model.ranker.config.params()["interaction_constraints"] == constraints
+
+    loaded = TwoTierModel.load(model.save(tmp_path / "model"))
+    assert loaded.feature_names == kept and loaded.config == config
+    assert loaded.ranker.booster is not None and loaded.ranker.booster.feature_names == kept
+    assert loaded.generator.embeddings.vectors.shape[1] == 4
+    batch = [[5, 6], [20], [1, 2, 3]]
+    assert np.array_equal(loaded.recommend_batch(batch, 10), model.recommend_batch(batch, 10))
+    _, _, x = loaded.pair_features(batch)
+    assert x.shape[1] == len(kept)

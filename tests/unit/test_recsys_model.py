@@ -94,3 +94,101 @@ def test_features_do_not_see_the_target() -> None:
     rb, cb, xb = build_features(gen, b, gen.generate(b))
     assert np.array_equal(ra, rb) and np.array_equal(ca, cb)
     assert np.array_equal(np.nan_to_num(xa, nan=-1), np.nan_to_num(xb, nan=-1))
+
+
+# ---- shopper features (the user's feature-store row) ----------------------------------------
+
+TASTES = ("odd", "even")
+
+
+def _taste_world(n_sessions: int, seed: int) -> tuple[list[np.ndarray], list[list[dict | None]]]:
+    """Two-item sessions: after item i comes i+1 or i+2, whichever lies in the shopper's
+    favourite category (odd or even items). The session says nothing about the taste, so
+    without the user's row it is a coin flip. Every fifth session is anonymous (no row)."""
+    rng = np.random.default_rng(seed)
+    sessions, rows = [], []
+    for n in range(n_sessions):
+        taste = int(rng.integers(2))
+        cur = int(rng.integers(1, 61))
+        a, b = cur % 60 + 1, (cur + 1) % 60 + 1
+        s = [cur, a if (a % 2 == 1) == (taste == 0) else b]
+        anonymous = n % 5 == 0
+        row = None if anonymous else _user_row(TASTES[taste])
+        sessions.append(np.array(s))
+        rows.append([row] * len(s))
+    return sessions, rows
+
+
+def _user_row(taste: str) -> dict:
+    return {
+        "user_views_1h": 4,
+        "user_clicks_1h": 1,
+        "user_carts_1h": 0,
+        "user_purchases_1h": 0,
+        "user_purchases_total": 2,
+        "user_sessions_total": 3,
+        "user_top_category": taste,
+        "user_top_category_share": 0.7,
+    }
+
+
+TASTE_ATTRS = {i: TASTES[(i + 1) % 2] for i in range(1, 61)}  # 1 -> odd, 2 -> even
+
+
+@pytest.fixture(scope="module")
+def with_users() -> TwoTierModel:
+    sessions, rows = _taste_world(1000, 5)
+    return TwoTierModel(_small_config()).fit(sessions, N_ITEMS, TASTE_ATTRS, rows)
+
+
+def test_booster_has_the_shopper_features_and_learns_from_them(with_users: TwoTierModel) -> None:
+    from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES
+
+    booster = with_users.ranker.booster
+    assert booster is not None
+    assert set(SHOPPER_FEATURE_NAMES) <= set(booster.feature_names or [])
+    assert with_users.ranker.importance().get("cand_in_top_category", 0.0) > 0
+    sessions, _ = _taste_world(1000, 5)
+    blind = TwoTierModel(_small_config()).fit(sessions, N_ITEMS, TASTE_ATTRS)
+    # Without the rows the next item is a coin flip between two candidates.
+    assert with_users.report.validation["MRR@20"] > blind.report.validation["MRR@20"] + 5
+
+
+def test_serving_columns_follow_the_users_row(with_users: TwoTierModel) -> None:
+    """Serving path: a query with a user row gets that row's values in the shopper columns,
+    one without gets NaN; candidate/session columns do not depend on the row."""
+    from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES
+
+    shopper = [with_users.feature_names.index(n) for n in SHOPPER_FEATURE_NAMES]
+    other = [i for i in range(len(with_users.feature_names)) if i not in shopper]
+    rows_a, items_a, xa = with_users.pair_features([[10]], [_user_row("odd")])
+    rows_b, items_b, xb = with_users.pair_features([[10]], [None])
+    assert np.array_equal(items_a, items_b)
+    assert np.array_equal(np.nan_to_num(xa[:, other], nan=-1), np.nan_to_num(xb[:, other], nan=-1))
+    assert np.isnan(xb[:, shopper]).all()
+    views = with_users.feature_names.index("user_views_1h")
+    match = with_users.feature_names.index("cand_in_top_category")
+    assert (xa[:, views] == 4).all()
+    assert xa[items_a == 11, match].tolist() == [1.0] and xa[items_a == 12, match].tolist() == [0.0]
+    # ... and the ranking follows the shopper: the odd-loving user gets 11, the other 12.
+    top = with_users.recommend_batch([[10], [10]], 1, [_user_row("odd"), _user_row("even")])
+    assert top[:, 0].tolist() == [11, 12]
+
+
+def test_shopper_context_is_the_one_row_definition() -> None:
+    from flashrec.recsys.shopper_features import (
+        CONTEXT_WIDTH,
+        QUERY_FEATURES,
+        ItemCategories,
+        shopper_context,
+    )
+
+    cats = ItemCategories.from_attributes({1: "b", 2: "a", 3: "b"}, 5)
+    assert cats.names == ("a", "b") and cats.of_item.tolist() == [-1, 1, 0, 1, -1]
+    row = {"user_views_1h": 3, "user_purchases_total": None, "user_top_category": "b"}
+    ctx = shopper_context([row, None, {"user_top_category": "new"}, {}], cats)
+    assert ctx.shape == (4, CONTEXT_WIDTH) and ctx.dtype == np.float32
+    assert ctx[0, QUERY_FEATURES.index("user_views_1h")] == 3
+    assert np.isnan(ctx[0, QUERY_FEATURES.index("user_purchases_total")])  # missing value
+    assert ctx[0, -1] == 1 and ctx[2, -1] == -1  # a category the model never saw: no match
+    assert np.isnan(ctx[1]).all() and np.isnan(ctx[3]).all()  # anonymous / empty row

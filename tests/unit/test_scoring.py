@@ -31,6 +31,28 @@ def test_tier_follows_interaction_count() -> None:
     assert session_state("s2", {"session_is_anonymous": False, "session_events": 5}).skip
 
 
+def test_user_state_carries_the_online_row_for_the_ranker() -> None:
+    """The model service gets the user's feature row (JSON-safe, recent items apart);
+    anonymous sessions and users the store does not know get none."""
+    row = {
+        "user_id": "u1",
+        "user_recent_items": '["a"]',
+        "user_views_1h": 3,
+        "user_top_category": "shoes",
+        "user_top_category_share": float("nan"),
+    }
+    st = user_state("u1", row)
+    assert st.user_row == {
+        "user_views_1h": 3,
+        "user_top_category": "shoes",
+        "user_top_category_share": None,
+    }
+    json.dumps(st.user_row, allow_nan=False)
+    assert user_state("u2", {"user_id": "u2", "user_views_1h": None}).user_row is None
+    assert user_state("u3", None).user_row is None
+    assert session_state("s1", {"session_events": 12}).user_row is None
+
+
 def test_signals_parse_and_coalesce_per_shopper() -> None:
     recs = [
         _rec(1, user_id="u1", reason="view"),

@@ -3,9 +3,10 @@
 WHY a package of small modules: the search space, the train/validation matrices, the
 objective, the persistent study, the Pareto fronts and the plots change for different
 reasons (a new feature, a new pruner, a new chart) and are tested apart. The Dagster asset
-calls ``run_automl`` (pipeline.py) and attaches the returned plot paths as metadata.
-Names are imported lazily so ``flashrec.recsys.automl.rows`` (used by model.py's
-training) does not pull Optuna and matplotlib into serving processes.
+calls ``run_automl`` (pipeline.py), attaches the returned plot paths as metadata and hands
+the chosen trial's complete ``TwoTierConfig`` (choice.py) to the model-training asset.
+Names are imported lazily so importing one module does not pull Optuna and matplotlib
+into processes that only need another.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ _EXPORTS = {
     "run_study": "study",
     "RankingDataBuilder": "data",
     "TrainingDataTooSmallError": "data",
-    "ranking_rows": "rows",
+    "best_two_tier_config": "choice",
+    "two_tier_config": "choice",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -5,8 +5,9 @@ not depend on the ranker's hyperparameters, so a trial only trains XGBoost on ca
 matrices. The rows are made exactly as ``TwoTierModel.fit`` makes them: tier 1 fitted on
 the head of the chronological sessions, the ranker trained on (prefix, next item) pairs
 of the tail and early-stopped/validated on the tail's latest part, training cases without
-their target among the candidates dropped, negatives sampled uniformly at ``neg_rate``.
-``rows.ranking_rows`` is the public twin of ``TwoTierModel._training_rows``.
+their target among the candidates dropped, negatives sampled uniformly at ``neg_rate``
+(both call ``flashrec.recsys.training_rows.ranking_rows``), shopper context rows attached
+to the tail's cases the same way.
 
 Embedding dimension only changes tier 1's embedding sources and features, so
 ``with_embedding_dim`` refits just the embeddings and ANN index on the cached head
@@ -23,13 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flashrec.recsys.ann import AnnIndex
-from flashrec.recsys.automl.rows import ranking_rows
 from flashrec.recsys.candidates import CandidateGenerator
 from flashrec.recsys.data import Queries, expand_pairs, split_tail
 from flashrec.recsys.embeddings import PMIEmbeddings
 from flashrec.recsys.metrics import precision_mrr, topk_from_pairs
 from flashrec.recsys.model import TwoTierConfig
 from flashrec.recsys.ranker_features import FEATURE_NAMES
+from flashrec.recsys.shopper_features import ItemCategories, ShopperRow, shopper_context
+from flashrec.recsys.training_rows import ranking_rows
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ class RankingDataBuilder:
 
     ``max_train_cases``/``max_valid_cases`` bound a study's cost: a uniform random subset
     of the tail's (prefix, next item) cases, the same subset for every dimension.
+    ``shopper_rows`` is aligned with ``sessions`` as in ``TwoTierModel.fit``.
     """
 
     sessions: Sequence[np.ndarray]
@@ -118,10 +121,14 @@ class RankingDataBuilder:
     max_train_cases: int | None = None
     max_valid_cases: int | None = None
     attributes: Mapping[int, str] | None = None
+    shopper_rows: Sequence[Sequence[ShopperRow]] | None = None
 
     def __post_init__(self) -> None:
         cfg = self.config
-        arrays = [np.asarray(s, dtype=np.int64) for s in self.sessions if len(s) > 0]
+        if self.shopper_rows is not None and len(self.shopper_rows) != len(self.sessions):
+            raise ValueError("shopper_rows must be aligned with sessions")
+        keep = [i for i, s in enumerate(self.sessions) if len(s) > 0]
+        arrays = [np.asarray(self.sessions[i], dtype=np.int64) for i in keep]
         if len(arrays) < MIN_SESSIONS:
             raise TrainingDataTooSmallError(
                 f"{len(arrays)} non-empty sessions; the AutoML study needs at least "
@@ -130,8 +137,14 @@ class RankingDataBuilder:
         self.head, tail = split_tail(arrays, cfg.tail_fraction)
         cut = int(len(tail) * (1.0 - cfg.valid_fraction))
         seed = cfg.seed
-        self.train_q = _subsample_cases(expand_pairs(tail[:cut]), self.max_train_cases, seed)
-        self.valid_q = _subsample_cases(expand_pairs(tail[cut:]), self.max_valid_cases, seed + 1)
+        ctx = None
+        if self.shopper_rows is not None:  # the same codes the generator will hold
+            cats = ItemCategories.from_attributes(self.attributes, self.n_items)
+            ctx = [shopper_context(self.shopper_rows[i], cats) for i in keep[len(self.head) :]]
+        train = expand_pairs(tail[:cut], ctx[:cut] if ctx is not None else None)
+        valid = expand_pairs(tail[cut:], ctx[cut:] if ctx is not None else None)
+        self.train_q = _subsample_cases(train, self.max_train_cases, seed)
+        self.valid_q = _subsample_cases(valid, self.max_valid_cases, seed + 1)
         if len(self.train_q) < MIN_TRAIN_CASES or len(self.valid_q) < MIN_VALID_CASES:
             raise TrainingDataTooSmallError(
                 f"{len(self.train_q)} training / {len(self.valid_q)} validation cases in the "

@@ -5,8 +5,10 @@ Order and WHY: (1) build the train/validation matrices once (tier 1 on the head)
 study (hyperparameters, feature groups, interaction constraints); (4) the quality/cost
 front over its completed trials, re-timed side by side for the final comparison so load
 on a shared machine does not favour one model; (5) the embedding-dimension study with
-the winner; (6) plots; (7) the champion files, written last and only when a trial
-completed, so a failed study never leaves a half-written model marked champion.
+the winner; (6) plots; (7) the complete configuration to deploy (``AutoMLResult.config``:
+the chosen trial's hyperparameters, feature selection and interaction constraints with
+the chosen embedding dimension) and the champion files, written last and only when a
+trial completed, so a failed study never leaves a half-written model marked champion.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from flashrec.recsys.automl.choice import two_tier_config
 from flashrec.recsys.automl.data import RankingData, RankingDataBuilder
 from flashrec.recsys.automl.embedding import DEFAULT_DIMS, EmbeddingOutcome, run_embedding_study
 from flashrec.recsys.automl.objective import (
@@ -47,6 +50,7 @@ from flashrec.recsys.automl.study import (
 )
 from flashrec.recsys.model import TwoTierConfig
 from flashrec.recsys.ranker import Ranker
+from flashrec.recsys.shopper_features import ShopperRow
 from flashrec.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,9 @@ class AutoMLResult:
     plots: dict[str, Path] = field(default_factory=dict)
     champion_dir: Path | None = None
     storage: Path | None = None
+    # What the platform deploys: ``chosen``'s complete configuration (hyperparameters,
+    # kept features, interaction constraints) with the chosen embedding dimension.
+    config: TwoTierConfig | None = None
 
     @property
     def default(self) -> ModelSummary:
@@ -119,17 +126,26 @@ def run_automl(
     tolerance_pct: float = 1.0,
     attributes: Mapping[int, str] | None = None,
     builder: RankingDataBuilder | None = None,
+    shopper_rows: Sequence[Sequence[ShopperRow]] | None = None,
 ) -> AutoMLResult:
     """Study the ranker on the validation tail of ``train_sessions`` (never test pairs).
 
     Artifacts go under ``settings.artifacts_dir``: the study storage (optuna/studies.db),
-    plots and the champion (automl/<study_name>/). Raises ``TrainingDataTooSmallError``
-    on tiny inputs and ``NoCompletedTrialsError`` when no trial completed.
+    plots and the champion (automl/<study_name>/). ``shopper_rows`` (aligned with
+    ``train_sessions``) gives the shopper feature group real values. Raises
+    ``TrainingDataTooSmallError`` on tiny inputs and ``NoCompletedTrialsError`` when no
+    trial completed (before anything is written under automl/).
     """
     cfg = study or StudyConfig()
     tt = two_tier or TwoTierConfig()
     builder = builder or RankingDataBuilder(
-        train_sessions, n_items, tt, max_train_cases, max_valid_cases, attributes
+        train_sessions,
+        n_items,
+        tt,
+        max_train_cases,
+        max_valid_cases,
+        attributes,
+        shopper_rows,
     )
     data = builder.data()
     storage_file = storage_path(settings)
@@ -194,8 +210,9 @@ def run_automl(
         emb,
         plots,
         storage=storage_file,
+        config=two_tier_config(chosen.params, cfg, tt, emb.chosen_dim if emb else None),
     )
-    result.champion_dir = write_champion(result, data, cfg, out_dir)
+    result.champion_dir = write_champion(result, data, cfg, out_dir, tt)
     return result
 
 
@@ -261,10 +278,15 @@ def _plots(
 
 
 def write_champion(
-    result: AutoMLResult, data: RankingData, cfg: StudyConfig, out_dir: Path
+    result: AutoMLResult,
+    data: RankingData,
+    cfg: StudyConfig,
+    out_dir: Path,
+    two_tier: TwoTierConfig | None = None,
 ) -> Path:
-    """Best ranker + manifest. champion.json is written last (atomic rename): its presence
-    is what marks a champion, so an interrupted write never looks like one."""
+    """Best ranker + manifest (with the best trial's complete ``TwoTierConfig``).
+    champion.json is written last (atomic rename): its presence is what marks a champion,
+    so an interrupted write never looks like one."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tc = trial_config(result.best.params, cfg)
     ranker = result.best.ranker
@@ -285,6 +307,12 @@ def write_champion(
         "validation": dataclasses.asdict(result.best.result),
         "default_validation_mrr20": result.default.result.mrr_at_20,
         "emb_dim": result.embedding.chosen_dim if result.embedding else data.emb_dim,
+        "two_tier_config": two_tier_config(
+            result.best.params,
+            cfg,
+            two_tier,
+            result.embedding.chosen_dim if result.embedding else data.emb_dim,
+        ).to_dict(),
         "plots": {k: str(v) for k, v in result.plots.items()},
     }
     tmp = out_dir / f".champion.json.tmp-{os.getpid()}"

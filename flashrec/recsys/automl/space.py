@@ -2,13 +2,16 @@
 
 WHY groups instead of single features: 33 on/off switches would need far more than 50
 trials; the groups follow how features are produced (one candidate source, the session,
-popularity, the last item, the fused list), so switching one off is also a statement
-about which part of tier 1 the ranker can do without. WHY interaction constraints: a
+popularity, the last item, the fused list, the shopper's feature-store row), so switching
+one off is also a statement about which part of tier 1 (or of the feature store) the
+ranker can do without. WHY interaction constraints: a
 ranker whose trees may only combine features of one group (plus session context) is
 more regular on small event data, and the study tells whether that costs quality.
 
 Every trial's parameters map to a ``TrialConfig`` through ``config_from_params`` alone,
 so a trial re-created from storage (best trial, warm start) trains exactly the same way.
+Constraints reach XGBoost as feature *names* (``RankerConfig.interaction_constraints``), so
+the deployed model, which stores its config, carries them unchanged.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import optuna
 from flashrec.recsys.candidates import MATRIX_SOURCES
 from flashrec.recsys.ranker import RankerConfig
 from flashrec.recsys.ranker_features import FEATURE_NAMES
+from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES
 
 #: Context features that every group may interact with in the "with_context" mode.
-CONTEXT_GROUPS = ("session", "fusion")
+CONTEXT_GROUPS = ("session", "fusion", "shopper")
 INTERACTION_MODES = ("free", "within_group", "with_context")
 OBJECTIVES = ("rank:pairwise", "rank:ndcg")
 
@@ -40,6 +44,7 @@ def feature_groups(names: Sequence[str] = FEATURE_NAMES) -> dict[str, list[str]]
         "popularity": ("log_pop", "log_recent_pop"),
         "last_item": ("trans_last", "trans_rev_last", "sr_last", "covis_last", "trans_prev"),
         "fusion": ("fused_score", "fused_rank", "n_sources"),
+        "shopper": tuple(SHOPPER_FEATURE_NAMES),
     }
     out: dict[str, list[str]] = {g: [] for g in rules}
     out["other"] = []
@@ -90,7 +95,8 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """What one trial trains: a RankerConfig, the kept columns and their constraints."""
+    """What one trial trains: a RankerConfig (its ``interaction_constraints`` by name), the
+    kept columns and the same constraints in kept-column indices (for reports)."""
 
     ranker: RankerConfig
     columns: list[int]  # indices into FEATURE_NAMES
@@ -100,10 +106,7 @@ class TrialConfig:
     constraints: list[list[int]] = field(default_factory=list)  # in kept-column indices
 
     def xgb_params(self) -> dict[str, object]:
-        params = self.ranker.params()
-        if self.constraints:
-            params["interaction_constraints"] = str(self.constraints)
-        return params
+        return self.ranker.params()
 
 
 class NoFeaturesError(ValueError):
@@ -139,6 +142,9 @@ def config_from_params(
     columns = [list(feature_names).index(n) for n in kept]
     mode = str(params.get("interactions", "free"))
     constraints = _constraints(mode, {g: groups[g] for g in on}, kept)
+    ranker = dataclasses.replace(
+        ranker, interaction_constraints=[[kept[i] for i in s] for s in constraints]
+    )
     return TrialConfig(ranker, columns, kept, on, mode, constraints)
 
 

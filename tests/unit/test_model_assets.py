@@ -1,0 +1,93 @@
+"""The model assets in Dagster (in process, no services): the model-training asset trains
+exactly the configuration the study hands it, and a study with no completed trial stops
+the chain before any model exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.models import ranker_study, two_tier_model
+from assets.resources import LakeResource
+from flashrec.evaluation import split_aligned, split_sessions
+from flashrec.recsys.ranker import RankerConfig
+from flashrec.scoring import synthetic
+from flashrec.scoring.catalog_model import CatalogModel, training_data
+from tests.tiny_models import tiny_two_tier
+
+
+def _training_set(n_sessions: int) -> dict:
+    data = training_data(synthetic.interactions(n_sessions=n_sessions))
+    rows = [[{"user_views_1h": 2, "user_top_category": "c1"}] * len(s) for s in data.sessions]
+    train, held_out = split_sessions(data.sessions)
+    train_rows, held_out_rows = split_aligned(data.sessions, rows)
+    return {
+        "train": train,
+        "held_out": held_out,
+        "catalog": data.catalog,
+        "train_shopper_rows": train_rows,
+        "held_out_shopper_rows": held_out_rows,
+    }
+
+
+@dg.asset(name="model_training_set")
+def fake_training_set() -> dict:
+    return _training_set(250)
+
+
+@dg.asset(name="model_training_set")
+def study_sized_training_set() -> dict:
+    """Big enough for the study's own size checks, so the trial count is what fails."""
+    return _training_set(600)
+
+
+KEPT = ["trans_score", "trans_rank", "sess_count", "log_pop", "fused_rank", "user_views_1h"]
+CONSTRAINTS = [["trans_score", "trans_rank", "fused_rank"], ["sess_count", "log_pop"]]
+
+
+@dg.asset(name="ranker_study")
+def fake_study() -> dict:
+    config = tiny_two_tier(RankerConfig(num_rounds=15, early_stopping=5, max_depth=3))
+    config.feature_names = list(KEPT)
+    config.ranker.interaction_constraints = [list(s) for s in CONSTRAINTS]
+    config.candidates.emb_dim = 6
+    return config.to_dict()
+
+
+def test_model_asset_trains_the_studys_configuration(tmp_path: Path) -> None:
+    result = dg.materialize(
+        [fake_training_set, fake_study, two_tier_model],
+        resources={"lake": LakeResource(var_dir=str(tmp_path / "var"))},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    model = CatalogModel.load(result.output_for_node("two_tier_model", "ranker"))
+    assert model.model.feature_names == KEPT
+    booster = model.model.ranker.booster
+    assert booster is not None and booster.feature_names == KEPT
+    assert model.model.config.ranker.interaction_constraints == CONSTRAINTS
+    assert model.model.generator.embeddings.vectors.shape[1] == 6
+    assert model.model.config.ranker.device == "cpu"  # the host's device, not the study's
+    assert model.recommend_for(["i001", "i002"], 5)
+
+
+def test_no_completed_trial_fails_the_study_and_trains_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASHREC_AUTOML_TRIALS", "0")
+    var = tmp_path / "var"
+    result = dg.materialize(
+        [study_sized_training_set, ranker_study, two_tier_model],
+        resources={"lake": LakeResource(var_dir=str(var))},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "ranker_study"
+    assert "NoCompletedTrialsError" in str(failure.event_specific_data.error)
+    assert not result.asset_materializations_for_node("two_tier_model")
+    assert not (var / "artifacts" / "models").exists()
+    assert not list(var.rglob("champion.json"))
