@@ -12,7 +12,8 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONWARNINGS := ignore
 
 .PHONY: setup demo test test-unit lint dagster lock up down status parity bench-stream \
-	bench-quality bench-automl bench-slo k8s features-start features-stop features-status clean
+	bench-quality bench-automl bench-slo bench-slo-read k8s features-start features-stop \
+	features-status clean
 
 setup:
 	@bash scripts/setup.sh
@@ -69,9 +70,13 @@ bench-stream: setup
 bench-automl: setup
 	$(PY) -m bench.automl $(if $(DATA),--data $(DATA)) $(if $(QUICK),--quick)
 
-# Read path under load against the bare-ASGI ceiling (the full-stack flash-sale SLO run,
-# with events and the scorer, is not built yet).
+# The flash-sale load test of the whole stack with an SLO report (var/bench/slo/report.md):
+# ~5 minutes; RAMP="10:20,100:20,1000:60" (events/s:seconds), CONNECTIONS=16.
 bench-slo: setup
+	$(PY) -m bench.slo $(if $(RAMP),--ramp $(RAMP)) $(if $(CONNECTIONS),--connections $(CONNECTIONS))
+
+# The read path alone (seeded Redis, no events) against the bare-ASGI ceiling.
+bench-slo-read: setup
 	$(PY) -m bench.slo_read --duration 15 --rounds 3 --with-default
 
 bench-quality: setup

@@ -151,15 +151,25 @@ def run_wrk(port: int, script: Path, duration: int, connections: int, nice: int 
     return WrkResult(rps, _ms(pct.get("50", "nan")), _ms(pct.get("99", "nan")), errors, reqs)
 
 
-def histogram(port: int, name: str = "flashrec_read_latency_seconds") -> dict[float, float]:
+def metrics_text(port: int) -> str:
+    """The server's /metrics exposition ("" when it has none, e.g. the bare baseline)."""
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-    except OSError:
-        return {}  # bare baseline: no /metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except (OSError, http.client.HTTPException):
+        return ""
+
+
+def parse_histogram(text: str, name: str = "flashrec_read_latency_seconds") -> dict[float, float]:
+    """Cumulative bucket counts {le: count} of an unlabelled histogram in an exposition."""
     out: dict[float, float] = {}
-    for le, v in re.findall(rf'^{name}_bucket{{le="([^"]+)"}} ([\d.e+]+)', text.decode(), re.M):
+    for le, v in re.findall(rf'^{name}_bucket{{le="([^"]+)"}} ([\d.e+]+)', text, re.M):
         out[float(le)] = out.get(float(le), 0.0) + float(v)
     return out
+
+
+def histogram(port: int, name: str = "flashrec_read_latency_seconds") -> dict[float, float]:
+    return parse_histogram(metrics_text(port), name)
 
 
 def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:

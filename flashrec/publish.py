@@ -120,6 +120,11 @@ class PublishReport:
     stages: list[dict[str, float]]
     batch_p50_ms: float | None
     batch_p99_ms: float | None
+    #: Deliberate faults among ``sent`` (the simulator's malformed lines and duplicates):
+    #: rejections beyond ``bad_lines + duplicates`` are not the simulator's doing.
+    bad_lines: int = 0
+    duplicates: int = 0
+    late_events: int = 0
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:
@@ -150,6 +155,7 @@ def publish(
     ramp: Sequence[tuple[float, float]] | None = None,
     batch_size: int = 100,
     run_id: str | None = None,
+    bootstrap: bool = True,
 ) -> PublishReport:
     """Emit the simulator's stream at the given pace into the gateway or the event log."""
     settings = settings or Settings.from_env()
@@ -164,6 +170,7 @@ def publish(
             batch_size=batch_size,
             ramp=ramp,
             run_id=run_id,
+            bootstrap=bootstrap,
         )
     finally:
         sink.close()
@@ -184,6 +191,9 @@ def publish(
         ],
         batch_p50_ms=_quantile(s.latencies_ms, 0.50),
         batch_p99_ms=_quantile(s.latencies_ms, 0.99),
+        bad_lines=stats.bad_lines,
+        duplicates=stats.duplicates,
+        late_events=stats.late_events,
     )
 
 
@@ -198,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--run-id", help="keeps event ids of separate runs apart")
+    parser.add_argument(
+        "--no-bootstrap",
+        action="store_true",
+        help="leave out the catalog lines (item_created, sale prices) a previous run sent",
+    )
     args = parser.parse_args(argv)
     report = publish(
         args.via,
@@ -207,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ramp=parse_ramp(args.ramp) if args.ramp else None,
         batch_size=args.batch_size,
         run_id=args.run_id,
+        bootstrap=not args.no_bootstrap,
     )
     print(json.dumps(asdict(report)))
     accounted = report.accepted + report.rejected + report.failed == report.sent

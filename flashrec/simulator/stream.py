@@ -86,7 +86,10 @@ class LiveTraffic:
 
     All items exist from the start; with ``sale=True`` the sale items are discounted and
     the viral items draw the configured share of views. Faults follow the config rates;
-    late events are backdated by up to ``config.live_late_max_s``.
+    late events are backdated by up to ``config.live_late_max_s``. ``bootstrap=False`` keeps
+    the catalog lines (``item_created``, sale ``price_change``) out of the stream, for a run
+    that follows one which sent them (same seed, same catalog): otherwise a slow first
+    stage would carry nothing but catalog events.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class LiveTraffic:
         *,
         sale: bool = True,
         concurrency: int = 64,
+        bootstrap: bool = True,
     ) -> None:
         self.config, self.now_fn, self.run_id = config, now_fn, run_id
         self.rng = np.random.Generator(np.random.PCG64([config.seed, 2]))
@@ -127,6 +131,8 @@ class LiveTraffic:
         self._n_bad = 0
         self._buffer: deque[tuple[str, str | None]] = deque()  # (line, fault kind)
         self._bootstrap()
+        if not bootstrap:
+            self._buffer.clear()  # same prices and stock as a bootstrapped run, no lines
         self._active = [self._new_session() for _ in range(concurrency)]
 
     def _pick_sale(self) -> SaleMix:
@@ -295,17 +301,25 @@ def emit_stream(
     ramp: Sequence[tuple[float, float]] | None = None,
     sale: bool = True,
     run_id: str | None = None,
+    bootstrap: bool = True,
 ) -> EmitStats:
     """Pace live events into ``sink`` at ``rate_eps`` for ``duration_s`` seconds.
 
     ``ramp`` replaces (rate_eps, duration_s) with stages of (rate, seconds), e.g.
     ``[(100, 30), (1000, 30), (10000, 30)]`` for a 10x-100x benchmark ramp. ``run_id``
     (default: the start time) keeps event ids of separate runs distinct for dedup.
+    ``bootstrap=False`` leaves out the catalog lines (see ``LiveTraffic``).
     """
     stages = list(ramp) if ramp else [(rate_eps, duration_s)]
     if any(rate <= 0 or seconds < 0 for rate, seconds in stages):
         raise ValueError("every stage needs rate > 0 and seconds >= 0")
-    traffic = LiveTraffic(config, now_fn, run_id or now_fn().strftime("%Y%m%dT%H%M%S%f"), sale=sale)
+    traffic = LiveTraffic(
+        config,
+        now_fn,
+        run_id or now_fn().strftime("%Y%m%dT%H%M%S%f"),
+        sale=sale,
+        bootstrap=bootstrap,
+    )
     done = [_run_stage(traffic, r, s, sink, batch_size, clock, sleep) for r, s in stages]
     return EmitStats(
         sent=sum(s.sent for s in done),

@@ -1,0 +1,243 @@
+"""The SLO benchmark's pure parts on invented samples (no servers; nothing is timed)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from bench.slo_load import PERCENTS, parse_done, wrk_script
+from bench.slo_plots import plot
+from bench.slo_report import (
+    Probe,
+    ReadRun,
+    Sample,
+    SliceStats,
+    SloRun,
+    Stage,
+    console,
+    degraded_count,
+    headline,
+    last_line,
+    markdown,
+    merged_quantile,
+    metric_samples,
+    per_second,
+    percentile,
+    served_counts,
+    server_errors,
+    source_shares,
+    summarize_stages,
+    surge_line,
+)
+
+LAST_LINE = re.compile(
+    r"^slo cores=\d+ read_p99_ms=[\d.]+ read_rps=\d+ baseline_rps=\d+ "
+    r"click_to_recs_p99_ms=(\d+|inf) soldout_p99_ms=(\d+|inf) errors=\d+$"
+)
+
+
+def test_percentile_interpolates_and_counts_unseen_as_slowest() -> None:
+    assert percentile([10, 20, 30, 40, 50], 50) == 30
+    assert percentile([10, 20], 50) == 15
+    assert percentile([5.0], 99) == 5.0
+    assert math.isnan(percentile([], 50))
+    values = [1.0] * 98 + [2.0, None]
+    assert percentile(values, 50) == 1.0
+    assert math.isinf(percentile(values, 99.5))  # falls between 2.0 and an unseen probe
+    assert percentile([1.0, 2.0, 3.0, None], 50) == 2.5
+
+
+def _slice(t0: float, requests: int, fast: float, slow: float) -> SliceStats:
+    """Half the requests at ``fast`` ms, the slowest 1% at ``slow`` ms."""
+    return SliceStats(t0, t0 + 1, requests, 0, 1.0, [(50.0, fast), (99.0, fast), (100.0, slow)])
+
+
+def test_slices_merge_weighted_by_requests() -> None:
+    busy, quiet = _slice(0, 9000, 1.0, 9.0), _slice(1, 1000, 20.0, 50.0)
+    assert busy.q(50) == 1.0 and busy.rps == 9000
+    assert busy.q(99.5) == pytest.approx(5.0)  # linear between the 99th and the max
+    assert merged_quantile([busy, quiet], 50) == 1.0  # 90% of requests are the busy ones
+    assert merged_quantile([busy, quiet], 95) == 20.0
+    assert merged_quantile([busy, quiet], 100) == 50.0
+    assert math.isnan(merged_quantile([], 50))
+
+
+def _hist(n_fast: float, n_slow: float) -> dict[float, float]:
+    """Cumulative buckets: ``n_fast`` answers under 1 ms, ``n_slow`` in (5, 10] ms."""
+    return {0.001: n_fast, 0.005: n_fast, 0.01: n_fast + n_slow, math.inf: n_fast + n_slow}
+
+
+def fake_run() -> SloRun:
+    stages = [Stage(10, 0, 10), Stage(100, 10, 20)]
+    samples = []
+    for t in range(-1, 22):
+        n = max(t + 1, 0)
+        samples.append(
+            Sample(
+                t=float(t),
+                events=10 * n if t <= 10 else 110 + 100 * (t - 10),
+                latency=_hist(900.0 * n, 100.0 * n),
+                served={
+                    ("cache", "personalized"): 600.0 * n,
+                    ("cache", "content"): 200.0 * n,
+                    ("segment", "segment"): 150.0 * n,
+                    ("popularity", "popularity"): 50.0 * n,
+                },
+                flink_lag=0 if t < 15 else 50,
+                scorer_lag=0 if t < 20 else 5000,
+                load1=1.5,
+                degraded=10.0 * n,
+            )
+        )
+    slices = [_slice(float(t), 1000, 2.0, 8.0) for t in range(-1, 20)]
+    probes = [Probe("click", 1.0 + i, 40.0 + i) for i in range(9)]
+    probes += [Probe("click", 12.0, 80.0), Probe("click", 13.0, None, "u1", "unseen")]
+    probes += [Probe("click", 14.0, None, "u2", "unchanged")]
+    probes += [Probe("soldout", 2.0, 300.0), Probe("soldout", 15.0, 700.0)]
+    return SloRun(
+        cores=2,
+        connections=16,
+        quiet=[
+            ReadRun("bare_asgi", 4000, 1.0, 3.0, math.nan, math.nan, 0, 60000),
+            ReadRun("read_api", 2600, 1.5, 4.5, 1.2, 4.0, 0, 39000, 500.0),
+        ],
+        stages=stages,
+        slices=slices,
+        samples=samples,
+        probes=probes,
+        probe_timeout_s=60.0,
+        errors={"read_api_non2xx_surge": 0, "gateway_failed_lines": 2},
+        quiet_served={("cache", "personalized"): 800.0, ("segment", "segment"): 200.0},
+        quiet_degraded=0.0,
+        load={"start": (0.5, 0.4, 0.3), "end": (1.9, 1.2, 0.8)},
+        meta={"ramp": "10:10,100:10", "model": "m1", "model_origin": "fitted", "notes": ["n"]},
+    )
+
+
+def test_per_second_rates_and_server_quantiles() -> None:
+    rows = per_second(fake_run().samples)
+    row = next(r for r in rows if r["t"] == 5.0)
+    assert row["events_per_s"] == 10 and row["server_rps"] == 1000
+    assert row["server_p50_ms"] < 1.0 < 5.0 < row["server_p99_ms"] <= 10.0
+
+
+def test_stages_take_their_own_slices_probes_and_lag() -> None:
+    first, second = summarize_stages(fake_run())
+    assert (first.rate, second.rate) == (10, 100)
+    assert first.achieved_eps == pytest.approx(10) and second.achieved_eps == pytest.approx(100)
+    assert first.read_rps == pytest.approx(1000) and first.read_p99_ms == 2.0
+    assert len(first.click) == 9 and second.click == [80.0, None]  # unchanged: apart
+    assert (first.click_unchanged, second.click_unchanged) == (0, 1)
+    assert first.soldout == [300.0] and second.soldout == [700.0]
+    assert first.flink_lag_end == 0 and second.flink_lag_end == 50
+    assert second.scorer_lag_end == 5000  # the scorer fell behind: not sustained
+    assert first.sustained and not second.sustained
+
+
+def test_headline_and_last_line() -> None:
+    run = fake_run()
+    h = headline(run)
+    assert (h.read_rps, h.baseline_rps, h.read_p99_ms) == (2600, 4000, 4.5)
+    assert math.isinf(h.click_p99_ms)  # the top stage has an unseen click probe
+    assert h.soldout_p99_ms == 700 and h.errors == 2 and h.top_rate == 100
+    line = last_line(h)
+    assert line == (
+        "slo cores=2 read_p99_ms=4.50 read_rps=2600 baseline_rps=4000 "
+        "click_to_recs_p99_ms=inf soldout_p99_ms=700 errors=2"
+    )
+    assert LAST_LINE.match(line)
+    assert surge_line(run).startswith("slo_surge events_eps=100 ")
+
+
+def test_sources_group_into_the_report_words() -> None:
+    shares = source_shares(
+        {
+            ("cache", "personalized"): 6,
+            ("cache", "content"): 2,
+            ("segment", "segment"): 1,
+            ("last_known_good", "personalized"): 0.5,
+            ("popularity", "popularity"): 0.5,
+        }
+    )
+    assert shares == {
+        "personalized": 0.6,
+        "content": 0.2,
+        "segment": 0.1,
+        "last_known_good": 0.05,
+        "popularity": 0.05,
+    }
+    assert all(math.isnan(v) for v in source_shares({}).values())
+
+
+EXPOSITION = """# HELP flashrec_read_served_total Answers by source and tier.
+# TYPE flashrec_read_served_total counter
+flashrec_read_served_total{source="cache",tier="personalized"} 120.0
+flashrec_read_served_total{tier="segment",source="segment"} 30.0
+flashrec_read_degraded_total 4.0
+flashrec_read_latency_seconds_bucket{le="0.001"} 10.0
+bentoml_service_request_total{endpoint="/events",http_response_code="200",service_name="g"} 99.0
+bentoml_service_request_total{endpoint="/events",http_response_code="503",service_name="g"} 2.0
+bentoml_service_request_total{endpoint="/rank",http_response_code="500",service_name="m"} 1.0
+"""
+
+
+def test_prometheus_text_parsing() -> None:
+    assert served_counts(EXPOSITION) == {
+        ("cache", "personalized"): 120.0,
+        ("segment", "segment"): 30.0,
+    }
+    assert degraded_count(EXPOSITION) == 4.0
+    assert server_errors(EXPOSITION) == 3.0
+    assert metric_samples(EXPOSITION, "flashrec_read_latency_seconds_bucket") == [
+        ({"le": "0.001"}, 10.0)
+    ]
+    assert served_counts("") == {} and server_errors("") == 0.0
+
+
+def test_wrk_script_and_its_output() -> None:
+    script = wrk_script(["u-00001", "u-00002"], ["s1"])
+    assert '"u-00001", "u-00002"' in script and "done = function" in script
+    with pytest.raises(ValueError):
+        wrk_script([], [])
+    out = "Running 1s test\nSLO_WRK 1500 1002000 3 1 0 0 2\n"
+    out += "".join(f"SLO_Q {p:g} {int(1000 + p * 10)}\n" for p in PERCENTS)
+    out += "SLO_Q 100 9000\n"
+    requests, errors, duration, quantiles = parse_done(out)
+    assert (requests, errors, duration) == (1500, 6, 1.002)
+    assert quantiles[0] == (0.5, 1.005) and quantiles[-1] == (100.0, 9.0)
+    with pytest.raises(ValueError):
+        parse_done("wrk: connection refused")
+
+
+def test_report_and_plots_are_written(tmp_path) -> None:
+    run = fake_run()
+    files = plot(run, tmp_path)
+    assert set(files) == {"latency", "throughput", "freshness"}
+    for name in files.values():
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    last = last_line(headline(run))
+    text = markdown(run, files, last)
+    assert text.startswith("# Flash-sale SLO benchmark")
+    assert "![latency](latency.png)" in text and "| read_api | 2600 |" in text
+    assert "MISSED" in text and text.rstrip().endswith("```") and last in text
+    table = console(run)
+    assert "read API / bare ASGI throughput: 65%" in table
+    assert "1 unseen, 1 unchanged" in table
+
+
+def test_a_second_run_can_leave_the_catalog_bootstrap_out() -> None:
+    import json
+
+    from flashrec.simulator import SimulationConfig
+    from flashrec.simulator.stream import LiveTraffic
+
+    config = SimulationConfig(seed=7, n_users=50, n_items=40, n_brands=12, n_sale_items=5)
+
+    def types(bootstrap: bool) -> list[str]:
+        lines = LiveTraffic(config, run_id="r", bootstrap=bootstrap).next_lines(60)
+        return [json.loads(x).get("event_type", "?") for x in lines if x.startswith("{")]
+
+    assert types(True)[:40] == ["item_created"] * 40
+    assert "item_created" not in types(False) and "price_change" not in types(False)
