@@ -240,7 +240,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Scorer: consumer name; keep it across restarts so pending signals are replayed.",
     ),
     Setting(
-        "scorer_batch_size", "FLASHREC_SCORER_BATCH_SIZE", 256, int, "Scorer: signals per batch."
+        "scorer_batch_size",
+        "FLASHREC_SCORER_BATCH_SIZE",
+        1024,
+        int,
+        "Scorer: most signals per batch (a backlog coalesces: one computation per shopper).",
     ),
     Setting("scorer_top_n", "FLASHREC_SCORER_TOP_N", 50, int, "Scorer: items per cached list."),
     Setting(

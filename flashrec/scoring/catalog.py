@@ -40,6 +40,7 @@ class Catalog:
     segments: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     _by_attr: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     _popular: list[str] = field(default_factory=list, repr=False)
+    max_popularity: float = field(default=1.0, repr=False)
 
     def __post_init__(self) -> None:
         self._index()
@@ -54,6 +55,8 @@ class Catalog:
                     groups[attr, value].append(info)
         self._by_attr = {k: [i.item_id for i in _by_pop(v)] for k, v in groups.items()}
         self._popular = [i.item_id for i in _by_pop(self.items.values())]
+        top = max((i.popularity for i in self.items.values()), default=0.0)
+        self.max_popularity = top or 1.0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -175,14 +178,15 @@ def content_list(
             for cand in catalog.with_attr(attr, value)[:per_attr]:
                 if cand not in seen:
                     scores[cand] += w * attr_weight
-    max_pop = max((i.popularity for i in catalog.items.values()), default=0.0) or 1.0
+    max_pop = catalog.max_popularity  # once per catalog: this runs for every shopper
 
     def final(item: str) -> float:
         # popularity breaks ties only: it adds less than the smallest possible match step
         return round(scores[item] + 0.01 * catalog.items[item].popularity / max_pop, 6)
 
-    ranked = sorted(scores, key=lambda i: (-final(i), i))[:k]
-    out = [(i, final(i)) for i in ranked]
+    finals = {item: final(item) for item in scores}
+    ranked = sorted(finals, key=lambda i: (-finals[i], i))[:k]
+    out = [(i, finals[i]) for i in ranked]
     if len(out) < k:
         taken = set(ranked) | seen
         for item in catalog.popular(k + len(taken)):

@@ -60,7 +60,7 @@ class ScorerConfig:
 
     group: str = "scorer"
     consumer: str = "scorer-1"
-    batch_size: int = 256
+    batch_size: int = 1024
     block_ms: int = 500
     top_n: int = 50
     margin: int = 20  # extra items asked for, so sold-out removal still leaves top_n
