@@ -55,6 +55,7 @@ request = function()
   return wrk.format("GET", path)
 end
 
+{pacing}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("SLO_WRK %d %d %d %d %d %d %d\\n", summary.requests,
@@ -69,17 +70,33 @@ end
 """
 
 
-def wrk_script(users: Sequence[str], sessions: Sequence[str]) -> str:
-    """The Lua script (ids must be plain: the read API's id pattern has no quotes)."""
+def wrk_script(users: Sequence[str], sessions: Sequence[str], delay_ms: float = 0.0) -> str:
+    """The Lua script (ids must be plain: the read API's id pattern has no quotes).
+
+    ``delay_ms`` > 0 paces each connection (wrk waits that long before each request), so
+    the read load is a steady rate instead of as many requests as the machine can serve.
+    """
     if not users:
         raise ValueError("the read mix needs at least one known shopper with a list")
 
     def table(ids: Sequence[str]) -> str:
         return ", ".join(f'"{i}"' for i in ids)
 
+    pacing = f"delay = function() return {delay_ms:.3f} end" if delay_ms > 0 else ""
     return WRK_LUA.format(
-        users=table(users), sessions=table(sessions), percents=", ".join(map(str, PERCENTS))
+        users=table(users),
+        sessions=table(sessions),
+        percents=", ".join(map(str, PERCENTS)),
+        pacing=pacing,
     )
+
+
+def pacing_delay_ms(connections: int, target_rps: float, latency_ms: float) -> float:
+    """Per-connection wait before each request so that ``connections`` closed-loop
+    connections send about ``target_rps`` (each cycle = wait + one request's latency)."""
+    if target_rps <= 0:
+        return 0.0
+    return max(connections * 1000.0 / target_rps - latency_ms, 0.1)
 
 
 def parse_done(out: str) -> tuple[int, int, float, list[tuple[float, float]]]:
