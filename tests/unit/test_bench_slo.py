@@ -241,3 +241,14 @@ def test_a_second_run_can_leave_the_catalog_bootstrap_out() -> None:
 
     assert types(True)[:40] == ["item_created"] * 40
     assert "item_created" not in types(False) and "price_change" not in types(False)
+
+
+def test_surge_reads_are_paced_only_when_asked():
+    from bench.slo_load import pacing_delay_ms, wrk_script
+
+    # 16 connections at 800 rps: a 20 ms cycle per connection, 2 ms of it the request
+    assert pacing_delay_ms(16, 800.0, 2.0) == 18.0
+    assert pacing_delay_ms(16, 0.0, 2.0) == 0.0
+    assert pacing_delay_ms(16, 1e9, 2.0) == 0.1  # never a negative wait
+    assert "delay = function() return 18.000 end" in wrk_script(["u1"], ["s1"], 18.0)
+    assert "delay = function" not in wrk_script(["u1"], ["s1"])
