@@ -35,8 +35,7 @@ from flashrec.evaluation import evaluate, split_aligned, split_sessions
 from flashrec.recsys.automl.pipeline import run_automl
 from flashrec.recsys.automl.study import StudyConfig
 from flashrec.recsys.model import TwoTierConfig
-from flashrec.recsys.shopper_features import SHOPPER_INPUTS
-from flashrec.scoring.catalog_model import INTERACTION_COLUMNS, CatalogModel, training_data
+from flashrec.scoring.catalog_model import CatalogModel
 from flashrec.scoring.vocab import Vocabulary
 from flashrec.serving.cache import read_ab_stats, set_ab_shares
 
@@ -57,19 +56,14 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
     """Sessions of the lake in event order, split in time (the newest 10% are held out),
     with, per session position, the user's features as of strictly before that event
     (Feast offline point-in-time retrieval of user_activity; None for anonymous)."""
-    from feature_repo.offline import user_rows_as_of
+    from feature_repo.offline import shopper_training_set
     from feature_repo.store import feature_store
 
     settings = lake.settings()
-    table = lake.table("gold/interactions")
-    rows = table.delta().to_pyarrow_table(columns=list(INTERACTION_COLUMNS)).to_pylist()
-    # Sessions come out in order of their first event, so the hold-out is the newest.
-    rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
-    data = training_data(rows)
-    flat = user_rows_as_of(feature_store(settings), data.as_of_keys(), SHOPPER_INPUTS)
-    shopper = data.regroup(flat)
+    built = shopper_training_set(feature_store(settings), settings)
+    data, flat = built.data, built.flat_rows()
     train, held_out = split_sessions(data.sessions)
-    train_rows, held_out_rows = split_aligned(data.sessions, shopper)
+    train_rows, held_out_rows = split_aligned(data.sessions, built.shopper_rows)
     known = [r for r in flat if r is not None]
     context.add_output_metadata(
         {
@@ -77,7 +71,7 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "train_sessions": len(train),
             "held_out_sessions": len(held_out),
             "items": len(data.catalog),
-            "interactions_version": table.version(),
+            "interactions_version": built.interactions_version,
             "positions": len(flat),
             "known_user_share": round(len(known) / max(len(flat), 1), 4),
             "user_features_found_share": round(
@@ -105,10 +99,12 @@ def _png_markdown(path) -> dg.MetadataValue:
 def ranker_study(
     context: dg.AssetExecutionContext, lake: LakeResource, model_training_set: dict
 ) -> dict:
-    """Optuna search over the ranker (pruned, persistent, warm-started from the last study)
-    on the validation tail of the training sessions, shopper features included; returns the
-    chosen trial's complete configuration (``TwoTierConfig.to_dict``). No completed trial:
-    ``NoCompletedTrialsError``, the run fails and nothing downstream is trained."""
+    """Optuna search over the ranker on the validation tail of the training sessions,
+    shopper features included: one study per training data (``ranker-lake-<fingerprint>``,
+    persistent, pruned), whose first trials are the previous study's best parameters
+    re-measured on this data, so "best" is judged on this data alone. Returns the chosen
+    trial's complete configuration (``TwoTierConfig.to_dict``). No completed trial in this
+    study: ``NoCompletedTrialsError``, the run fails and nothing downstream is trained."""
     settings = lake.settings()
     train = model_training_set["train"]
     vocab = Vocabulary(sorted({i for s in train for i in s}))
@@ -121,18 +117,21 @@ def ranker_study(
         sessions,
         len(vocab),
         settings,
-        StudyConfig(
-            study_name="ranker-lake", n_trials=settings.automl_trials, warm_start_from="ranker-lake"
-        ),
+        StudyConfig(study_name="ranker-lake", n_trials=settings.automl_trials, per_data=True),
         emb_dims=(16, 32, 64),
         attributes=attributes,
         shopper_rows=None if rows is None else [rows[i] for i in keep],
     )
     config = result.config
     assert config is not None and config.feature_names is not None
+    study = result.study
     metadata = {
-        "trials": result.study.n_run,
-        "pruned": result.study.n_pruned,
+        "study": study.study_name,
+        "warm_started_from": study.warm_started_from or "none",
+        "warm_start_enqueued": study.n_enqueued,
+        "trials_to_within_1pct": study.trials_to_within(1.0),
+        "trials": study.n_run,
+        "pruned": study.n_pruned,
         "best_MRR@20": round(result.best.result.mrr_at_20, 3),
         "default_MRR@20": round(result.default.result.mrr_at_20, 3),
         "gain_points": round(result.gain, 3),

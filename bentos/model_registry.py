@@ -75,15 +75,20 @@ def load(ref: str = "champion") -> CatalogModel:
 
 
 def train_from_lake(settings: Any, stage: str, **fit_kwargs: Any) -> str:
-    """Fit on the lake's ``gold/interactions`` (all partitions) and register the model."""
-    from deltalake import DeltaTable
+    """Fit on the lake's ``gold/interactions`` (all sessions) with each position's
+    point-in-time user row from Feast's offline store, built as the model assets build it
+    (``feature_repo.offline.shopper_training_set``), and register the model.
 
-    from flashrec.scoring.catalog_model import INTERACTION_COLUMNS, training_data
+    Needs the Feast registry applied and the ``user_activity`` history in the lake (the
+    ``feast_registry`` and ``features_user_activity`` assets), as ``model_training_set`` does.
+    """
+    from feature_repo.offline import shopper_training_set
+    from feature_repo.store import feature_store
 
-    table = DeltaTable(str(settings.table_path("gold/interactions")))
-    rows = table.to_pyarrow_table(columns=list(INTERACTION_COLUMNS)).to_pylist()
-    data = training_data(rows)
-    model = CatalogModel.fit(data.sessions, data.catalog, **fit_kwargs)
+    built = shopper_training_set(feature_store(settings), settings)
+    model = CatalogModel.fit(
+        built.data.sessions, built.data.catalog, shopper_rows=built.shopper_rows, **fit_kwargs
+    )
     model.save_versioned(settings.artifacts_dir / "models")
     return register(model, stage)
 

@@ -1,7 +1,7 @@
 """Batch jobs on the feature store: load the latest history into Redis, build training sets.
 
-Plain functions (Dagster assets only call them), all through Feast's SDK so the online
-layout and the point-in-time semantics stay Feast's.
+Plain functions (Dagster assets and the ``bentos.model_registry train`` CLI only call them),
+all through Feast's SDK so the online layout and the point-in-time semantics stay Feast's.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import feast
 import pandas as pd
@@ -21,6 +21,10 @@ from deltalake import DeltaTable, write_deltalake
 from feature_repo.definitions import RANKER_SERVICE
 from flashrec import features as shared
 from flashrec.settings import Settings
+
+if TYPE_CHECKING:
+    from flashrec.recsys.shopper_features import ShopperRow
+    from flashrec.scoring.catalog_model import TrainingData
 
 #: Where the ranker's point-in-time training set is written (a Delta table in the lake).
 TRAINING_TABLE = "gold/training_ranker_v1"
@@ -132,3 +136,47 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+@dataclass(frozen=True)
+class ShopperTrainingSet:
+    """The lake's sessions (oldest first) with, per session position, the user's feature
+    row as of strictly before that position's event (None: anonymous)."""
+
+    data: TrainingData
+    shopper_rows: list[list[ShopperRow]]  # aligned with data.sessions
+    interactions_version: int
+
+    def flat_rows(self) -> list[ShopperRow]:
+        """Every position's row, in session order (what the coverage figures count)."""
+        return [row for session in self.shopper_rows for row in session]
+
+
+def interaction_rows(settings: Settings) -> tuple[list[dict[str, Any]], int]:
+    """``gold/interactions`` rows in event order, and the table version read.
+
+    WHY sorted: sessions then come out in order of their first event, so a chronological
+    split (tier 1 on the head, the ranker on the tail, the newest held out) holds.
+    """
+    from flashrec.scoring.catalog_model import INTERACTION_COLUMNS
+
+    table = DeltaTable(str(settings.table_path("gold/interactions")))
+    rows = table.to_pyarrow_table(columns=list(INTERACTION_COLUMNS)).to_pylist()
+    rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
+    return rows, table.version()
+
+
+def shopper_training_set(store: feast.FeatureStore, settings: Settings) -> ShopperTrainingSet:
+    """What every model is trained on: the lake's sessions and each position's
+    point-in-time ``user_activity`` row (one offline retrieval, ``user_rows_as_of``).
+
+    The one builder for the ``model_training_set`` asset and the ``train`` CLI, so a model
+    from either reads the shopper columns the same way.
+    """
+    from flashrec.recsys.shopper_features import SHOPPER_INPUTS
+    from flashrec.scoring.catalog_model import training_data
+
+    rows, version = interaction_rows(settings)
+    data = training_data(rows)
+    flat = user_rows_as_of(store, data.as_of_keys(), SHOPPER_INPUTS)
+    return ShopperTrainingSet(data, data.regroup(flat), version)

@@ -98,6 +98,7 @@ def test_flash_sale_drift_retrain_promotion_and_rollback(world, redis_url):
     champion = run(defs, instance, MODELS)
     assert champion.success
     assert "champion" in metadata(instance, "registered_model")["action"]
+    first_study = metadata(instance, "ranker_study")["study"]
 
     # Day 2 lands with the flash sale: drift is detected, with its figures and plot.
     run(defs, instance, "bronze_events", day2)
@@ -122,6 +123,16 @@ def test_flash_sale_drift_retrain_promotion_and_rollback(world, redis_url):
         instance=instance, tags=fired.run_requests[0].tags
     )
     assert retrain.success
+    # The retrain's study is its own (new data), warm-started from the first one.
+    study = metadata(instance, "ranker_study")
+    assert study["study"] != first_study and study["warm_started_from"] == first_study
+    assert study["warm_start_enqueued"] >= 1 and study["trials_to_within_1pct"] >= 1
+    print(
+        "STUDY",
+        study["study"],
+        f"warm-started from {first_study} ({study['warm_start_enqueued']} enqueued):",
+        f"within 1% of its best after {study['trials_to_within_1pct']} of {study['trials']}",
+    )
     registered = metadata(instance, "registered_model")
     assert "challenger in shadow" in registered["action"]
     shares, shadow = cache.read_ab_config(client)

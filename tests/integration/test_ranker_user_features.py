@@ -4,6 +4,8 @@ as of strictly before the case's target event, fetched through Feast's offline s
 Hand-made events where the target itself, the rest of its collapsed run (a view then a
 purchase of the same item) and later events would all change the user's counts (and even
 flip their top category); the ``model_training_set`` asset must include none of them.
+The ``train`` CLI (``bentos.model_registry.train_from_lake``) builds its training data
+the same way, so its ranker learns from real shopper columns.
 Real Delta tables, real Feast (registry + duckdb offline store), real Dagster; the feature
 history is folded by ``spark_jobs.features.fold_history``, the function the Spark job runs
 per key.
@@ -14,14 +16,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
 from flashrec import features as shared
 from flashrec.features import FeatureEvent
-from flashrec.recsys.shopper_features import SHOPPER_INPUTS
+from flashrec.recsys.ranker import Ranker, RankerConfig
+from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES, SHOPPER_INPUTS
+from flashrec.scoring import synthetic
 from flashrec.settings import Settings
+from tests.tiny_models import tiny_two_tier
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +47,29 @@ EVENTS = [
 ]
 
 
-def _feature_events() -> list[FeatureEvent]:
+Event = tuple[str, int, str, str, str | None, str, str]
+
+
+def _world_events(n_sessions: int, n_users: int) -> list[Event]:
+    """The synthetic catalog world (enough sessions to fit a model) as EVENTS rows, its
+    sessions shared out among a few returning users."""
+    rows = synthetic.interactions(n_sessions=n_sessions)
+    start = rows[0]["event_time"]
+    return [
+        (
+            f"w{n}",
+            int((r["event_time"] - start).total_seconds()),
+            r["event_type"],
+            r["item_id"],
+            f"u{int(r['session_id'][1:]) % n_users}",
+            r["session_id"],
+            r["category"],
+        )
+        for n, r in enumerate(rows)
+    ]
+
+
+def _feature_events(events: list[Event] = EVENTS) -> list[FeatureEvent]:
     return [
         FeatureEvent(
             eid,
@@ -54,16 +82,18 @@ def _feature_events() -> list[FeatureEvent]:
             1,
             cat,
         )
-        for eid, s, kind, item, user, sess, cat in EVENTS
+        for eid, s, kind, item, user, sess, cat in events
     ]
 
 
-def _write_feature_table(settings: Settings, view: shared.FeatureView) -> None:
+def _write_feature_table(
+    settings: Settings, view: shared.FeatureView, events: list[Event] = EVENTS
+) -> None:
     from feature_repo.definitions import feature_table_name
     from spark_jobs.features import fold_history
 
     by_key: dict[str, list[FeatureEvent]] = {}
-    for event in _feature_events():
+    for event in _feature_events(events):
         key = view.key_of(event)
         if key:
             by_key.setdefault(key, []).append(event)
@@ -81,7 +111,7 @@ def _write_feature_table(settings: Settings, view: shared.FeatureView) -> None:
     write_deltalake(str(path), pa.Table.from_pylist(rows, schema=schema))
 
 
-def _write_interactions(settings: Settings) -> None:
+def _write_interactions(settings: Settings, events: list[Event] = EVENTS) -> None:
     rows = [
         {
             "event_id": eid,
@@ -98,7 +128,7 @@ def _write_interactions(settings: Settings) -> None:
             "device": "mobile",
             "referrer": "direct",
         }
-        for n, (eid, s, kind, item, user, sess, cat) in enumerate(EVENTS)
+        for n, (eid, s, kind, item, user, sess, cat) in enumerate(events)
     ]
     schema = pa.schema(
         [
@@ -173,3 +203,36 @@ def test_training_rows_are_as_of_strictly_before_the_target(
     assert cart["user_top_category"] == "c1"  # with the target cart (c2, weight 4) it is c2
     leaked = shared.USER.fold([e for e in _feature_events() if e.user_id == "u1"][:7])
     assert leaked["user_top_category"] == "c2" and leaked["user_carts_1h"] == 1
+
+
+def test_cli_training_fits_the_ranker_on_the_users_rows(tmp_path, redis_url, monkeypatch) -> None:
+    """``python -m bentos.model_registry train``: the ranker's shopper columns carry the
+    users' point-in-time values (not NaN everywhere, as without the feature rows)."""
+    from bentos import model_registry
+    from feature_repo.store import apply_definitions, feature_store
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    settings = Settings.from_env(var_dir=tmp_path / "var")
+    events = _world_events(n_sessions=120, n_users=12)
+    for view in shared.FEATURE_VIEWS:
+        _write_feature_table(settings, view, events)
+    _write_interactions(settings, events)
+    apply_definitions(feature_store(settings))
+
+    seen: dict[str, object] = {}
+    fit = Ranker.fit
+
+    def recording_fit(self, x, *args, **kwargs):  # what XGBoost is trained on
+        seen["x"], seen["names"] = x, args[-1]  # (y, qid, x_val, y_val, qid_val, names)
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(Ranker, "fit", recording_fit)
+    monkeypatch.setattr(model_registry, "register", lambda model, stage: f"test:{stage}")
+    config = tiny_two_tier(RankerConfig(num_rounds=10, early_stopping=5, max_depth=3, threads=1))
+    tag = model_registry.train_from_lake(settings, "challenger", config=config)
+    assert tag == "test:challenger"
+
+    x, names = np.asarray(seen["x"]), list(seen["names"])  # type: ignore[call-overload]
+    for name in SHOPPER_FEATURE_NAMES:
+        assert np.isfinite(x[:, names.index(name)]).any(), f"{name}: NaN in every row"
+    assert len(list((settings.artifacts_dir / "models").iterdir())) == 1

@@ -5,6 +5,7 @@ plots (seconds, no services)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,11 @@ from flashrec.recsys.automl.study import (
     NoCompletedTrialsError,
     StudyConfig,
     best_trial,
+    completed,
     open_storage,
     open_study,
     run_study,
+    storage_path,
     trial_config,
 )
 from flashrec.recsys.data import expand_pairs
@@ -92,6 +95,22 @@ def data(builder: RankingDataBuilder) -> RankingData:
     return builder.data()
 
 
+@pytest.fixture(scope="module")
+def new_data(data: RankingData) -> RankingData:
+    """A retrain's training data: other training cases, the same validation cases."""
+    return data.subsample_train(0.6, seed=1)
+
+
+@dataclass
+class FixedBuilder:
+    """A builder whose matrices are given (run_automl only asks it for ``data()``)."""
+
+    ranking: RankingData
+
+    def data(self, emb_dim: int | None = None) -> RankingData:
+        return self.ranking
+
+
 def test_ranking_rows_match_candidates(builder: RankingDataBuilder, data: RankingData) -> None:
     assert data.x_train.shape[1] == len(FEATURE_NAMES)
     assert np.all(np.diff(data.qid_train) >= 0) and np.all(np.diff(data.qid_valid) >= 0)
@@ -140,6 +159,59 @@ def test_warm_start_enqueues_previous_best_first(data: RankingData, tmp_path: Pa
     assert [study.trials[i].params for i in range(2)] == [t.params for t in top]
     # The previous best reaches the previous best value again immediately.
     assert out.trials_to_reach(float(top[0].value or 0) - 1e-9) == 1
+
+
+def test_retrain_is_a_new_study_warm_started_and_judged_on_its_own_trials(
+    data: RankingData, new_data: RankingData, tmp_path: Path
+) -> None:
+    """Each training data gets its own study; the previous study's best parameters run
+    first on the new data, and "best" comes from the new study's trials alone."""
+    storage = open_storage(tmp_path / "studies.db")
+    old_study, old = run_study(
+        data, storage, _study_cfg("fam", per_data=True, n_trials=3, pruner="none")
+    )
+    assert old.study_name == f"fam-{old.fingerprint}" and old.warm_started_from is None
+    # An unbeatable value on the old data: had old trials competed, it would stay best.
+    ranked = sorted(completed(old_study), key=lambda t: -float(t.value or 0))
+    worst, best = ranked[-1], ranked[0]
+    old_study.add_trial(
+        optuna.trial.create_trial(params=worst.params, distributions=worst.distributions, value=1e3)
+    )
+
+    cfg = _study_cfg("fam", per_data=True, n_trials=3, pruner="none", warm_start_top_k=2)
+    study, out = run_study(new_data, storage, cfg)
+    assert out.study_name == f"fam-{out.fingerprint}" != old.study_name
+    assert out.warm_started_from == old.study_name and out.n_enqueued == 2
+    assert [t.params for t in study.trials[:2]] == [worst.params, best.params]
+    assert len(study.trials) == 3  # its own trials only; the old study is untouched
+    assert len(old_study.trials) == 4
+    own = [float(t.value) for t in completed(study) if t.value is not None]
+    assert study.trials[0].value != 1e3  # re-measured on the new data
+    assert out.best_value == max(own) < 1e3
+    assert out.best_number < 3 and 1 <= (out.trials_to_within(1.0) or 0) <= 3
+
+    # The same data again (a retried run) resumes its study, without a second warm start.
+    again, resumed = run_study(new_data, storage, _study_cfg("fam", per_data=True, n_trials=1))
+    assert resumed.study_name == out.study_name and resumed.n_enqueued == 0
+    assert len(again.trials) == 4 and resumed.n_run == 1
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    assert names == {old.study_name, out.study_name}  # one storage: the dashboard sees both
+
+
+def test_zero_trial_retrain_fails_whatever_older_studies_hold(
+    data: RankingData, new_data: RankingData, tmp_path: Path
+) -> None:
+    settings = Settings.from_env({}, var_dir=tmp_path / "var")
+    storage = open_storage(storage_path(settings))
+    _, old = run_study(data, storage, _study_cfg("fam", per_data=True, n_trials=2, pruner="none"))
+    assert old.n_completed == 2
+
+    retrain = _study_cfg("fam", per_data=True, n_trials=0)
+    with pytest.raises(NoCompletedTrialsError, match="no completed trial"):
+        run_study(new_data, storage, retrain)
+    with pytest.raises(NoCompletedTrialsError):
+        run_automl([], N_ITEMS, settings, retrain, builder=FixedBuilder(new_data))  # type: ignore[arg-type]
+    assert not (settings.artifacts_dir / "automl").exists()  # no champion, nothing written
 
 
 def test_pareto_front_on_hand_made_points() -> None:

@@ -1,20 +1,24 @@
 """The model assets in Dagster (in process, no services): the model-training asset trains
 exactly the configuration the study hands it, and a study with no completed trial stops
-the chain before any model exists."""
+the chain before any model exists, whatever older studies hold."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import dagster as dg
+import optuna
 import pytest
 
 from assets.models import ranker_study, two_tier_model
 from assets.resources import LakeResource
 from flashrec.evaluation import split_aligned, split_sessions
+from flashrec.recsys.automl.space import SearchSpace
+from flashrec.recsys.automl.study import open_storage, storage_path
 from flashrec.recsys.ranker import RankerConfig
 from flashrec.scoring import synthetic
 from flashrec.scoring.catalog_model import CatalogModel, training_data
+from flashrec.settings import Settings
 from tests.tiny_models import tiny_two_tier
 
 
@@ -73,11 +77,23 @@ def test_model_asset_trains_the_studys_configuration(tmp_path: Path) -> None:
     assert model.recommend_for(["i001", "i002"], 5)
 
 
+def _older_study(var: Path) -> dict:
+    """A completed study from an earlier training set in the asset's storage, under the
+    name every retrain resumed before studies were per training data; returns its params."""
+    storage = open_storage(storage_path(Settings.from_env({}, var_dir=var)))
+    study = optuna.create_study(study_name="ranker-lake", storage=storage, direction="maximize")
+    trial = study.ask()
+    params = SearchSpace().suggest(trial)
+    study.tell(trial, 50.0)
+    return params
+
+
 def test_no_completed_trial_fails_the_study_and_trains_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLASHREC_AUTOML_TRIALS", "0")
     var = tmp_path / "var"
+    older = _older_study(var)  # its best must not stand in for this retrain's
     result = dg.materialize(
         [study_sized_training_set, ranker_study, two_tier_model],
         resources={"lake": LakeResource(var_dir=str(var))},
@@ -91,3 +107,9 @@ def test_no_completed_trial_fails_the_study_and_trains_nothing(
     assert not result.asset_materializations_for_node("two_tier_model")
     assert not (var / "artifacts" / "models").exists()
     assert not list(var.rglob("champion.json"))
+    # The retrain opened its own study and queued the older best in it (never run).
+    storage = open_storage(storage_path(Settings.from_env({}, var_dir=var)))
+    (retrain,) = [s for s in storage.get_all_studies() if s.study_name != "ranker-lake"]
+    assert retrain.study_name.startswith("ranker-lake-")
+    queued = optuna.load_study(study_name=retrain.study_name, storage=storage).trials
+    assert [(t.state.name, t.system_attrs["fixed_params"]) for t in queued] == [("WAITING", older)]

@@ -131,10 +131,11 @@ def run_automl(
     """Study the ranker on the validation tail of ``train_sessions`` (never test pairs).
 
     Artifacts go under ``settings.artifacts_dir``: the study storage (optuna/studies.db),
-    plots and the champion (automl/<study_name>/). ``shopper_rows`` (aligned with
-    ``train_sessions``) gives the shopper feature group real values. Raises
-    ``TrainingDataTooSmallError`` on tiny inputs and ``NoCompletedTrialsError`` when no
-    trial completed (before anything is written under automl/).
+    plots and the champion (automl/<the study's name, see ``study_name_for``>/).
+    ``shopper_rows`` (aligned with ``train_sessions``) gives the shopper feature group real
+    values. Raises ``TrainingDataTooSmallError`` on tiny inputs and
+    ``NoCompletedTrialsError`` when the study has no completed trial (before anything is
+    written under automl/).
     """
     cfg = study or StudyConfig()
     tt = two_tier or TwoTierConfig()
@@ -150,9 +151,9 @@ def run_automl(
     data = builder.data()
     storage_file = storage_path(settings)
     storage = open_storage(storage_file)
-    out_dir = settings.artifacts_dir / "automl" / cfg.study_name
 
     opt_study, outcome = run_study(data, storage, cfg)  # fails first if nothing completes
+    out_dir = settings.artifacts_dir / "automl" / outcome.study_name
     defaults = [
         _summary("RankerConfig default", default_params(), data, cfg),
         _summary("XGBoost default", xgboost_default_params(), data, cfg),
@@ -185,7 +186,9 @@ def run_automl(
             builder,
             trial_config(outcome.best_params, cfg),
             storage,
-            f"{cfg.study_name}-emb",
+            # Per winner: a resumed study whose best changed must not reuse dimensions
+            # measured with another configuration.
+            f"{outcome.study_name}-emb-{outcome.best_number}",
             emb_dims,
             tolerance_pct,
             fresh=cfg.fresh,
