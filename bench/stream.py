@@ -1,6 +1,6 @@
 """Streaming benchmark: the Flink features job under rising load, beside a plain consumer.
 
-    python -m bench.stream [--rates 500,1000,2000,5000] [--seconds 20] [--writer feast]
+    python -m bench.stream [--rates 500,1000,1500,2000,3000] [--seconds 20] [--writer feast]
 
 For each system (the Flink job; then the baseline, one Python process doing XREADGROUP ->
 parse -> fold -> the same batched sinks -> XACK, without checkpoints or state durability),
@@ -441,7 +441,7 @@ def summary_line(cores: int, stages: list[StageResult]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", default="500,1000,2000,5000")
+    parser.add_argument("--rates", default="500,1000,1500,2000,3000")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--writer", choices=("feast", "redis"), default="feast")
     parser.add_argument("--flush-ms", type=int, default=20)

@@ -353,6 +353,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Stream job: PyFlink Python execution mode ('thread' or 'process').",
     ),
     Setting(
+        "flink_buffer_timeout_ms",
+        "FLASHREC_FLINK_BUFFER_TIMEOUT_MS",
+        2,
+        int,
+        "Stream job: longest wait before a partly filled network buffer is sent between "
+        "operators (lower: less latency, more CPU per event).",
+    ),
+    Setting(
         "features_writer",
         "FLASHREC_FEATURES_WRITER",
         "feast",
@@ -520,6 +528,7 @@ class Settings:
     flink_parallelism: int
     flink_jobmanager: str
     flink_execution_mode: str
+    flink_buffer_timeout_ms: int
     features_writer: str
     features_flush_ms: int
     features_flush_rows: int

@@ -34,6 +34,7 @@ _FROM_SETTINGS: tuple[tuple[str, str, Any], ...] = (
     ("flink_parallelism", "parallelism", 1),
     ("flink_jobmanager", "jobmanager", "local"),
     ("flink_execution_mode", "execution_mode", "thread"),
+    ("flink_buffer_timeout_ms", "buffer_timeout_ms", 2),
     ("features_writer", "writer", "feast"),
     ("features_flush_ms", "flush_ms", 20),
     ("features_flush_rows", "flush_rows", 2000),
@@ -75,7 +76,7 @@ class JobConfig:
     idle_polls: int = 20
     block_ms: int = 20
     batch_size: int = 1000
-    buffer_timeout_ms: int = 5
+    buffer_timeout_ms: int = 2
     jar: Path | None = None  # the Redis source's jar; None: <var_dir>/flink/ (built if stale)
     extra_flink_conf: dict[str, str] = field(default_factory=dict)
 

@@ -289,13 +289,13 @@ class ShardFold(KeyedProcessFunction):
 
     def _delay_ms(self) -> int:
         """``flush_ms``, stretched under load (up to ``MAX_FLUSH_DELAY_MS``) so that
-        flushing takes at most about a third of the operator's time.
+        flushing takes at most about half of the operator's time.
 
         Each write call has a fixed cost besides its per-row cost: at high rates fewer,
         larger flushes keep up where frequent small ones would not; at low rates the delay
         stays at ``flush_ms``.
         """
-        stretched = min(int(2 * self.last_flush_ms), MAX_FLUSH_DELAY_MS)
+        stretched = min(int(self.last_flush_ms), MAX_FLUSH_DELAY_MS)
         return max(self.config.flush_ms, stretched)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
