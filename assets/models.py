@@ -13,7 +13,9 @@ with no completed trial fails ``ranker_study``, so no model is trained or regist
 import base64
 import dataclasses
 import json
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -46,6 +48,20 @@ MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
+def split_training_set(data: Any, shopper_rows: Sequence[Sequence[Any]]) -> dict:
+    """What ``model_training_set`` hands on: sessions split in time (the newest 10% held
+    out), the catalog, and each side's per-position shopper rows, aligned."""
+    train, held_out = split_sessions(data.sessions)
+    train_rows, held_out_rows = split_aligned(data.sessions, shopper_rows)
+    return {
+        "train": train,
+        "held_out": held_out,
+        "catalog": data.catalog,
+        "train_shopper_rows": train_rows,
+        "held_out_shopper_rows": held_out_rows,
+    }
+
+
 @dg.asset(
     group_name=MODELS_GROUP,
     deps=["gold_interactions", "feast_registry", "features_user_activity"],
@@ -62,14 +78,13 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
     settings = lake.settings()
     built = shopper_training_set(feature_store(settings), settings)
     data, flat = built.data, built.flat_rows()
-    train, held_out = split_sessions(data.sessions)
-    train_rows, held_out_rows = split_aligned(data.sessions, built.shopper_rows)
+    split = split_training_set(data, built.shopper_rows)
     known = [r for r in flat if r is not None]
     context.add_output_metadata(
         {
             "sessions": len(data.sessions),
-            "train_sessions": len(train),
-            "held_out_sessions": len(held_out),
+            "train_sessions": len(split["train"]),
+            "held_out_sessions": len(split["held_out"]),
             "items": len(data.catalog),
             "interactions_version": built.interactions_version,
             "positions": len(flat),
@@ -80,13 +95,7 @@ def model_training_set(context: dg.AssetExecutionContext, lake: LakeResource) ->
             ),
         }
     )
-    return {
-        "train": train,
-        "held_out": held_out,
-        "catalog": data.catalog,
-        "train_shopper_rows": train_rows,
-        "held_out_shopper_rows": held_out_rows,
-    }
+    return split
 
 
 def _png_markdown(path) -> dg.MetadataValue:

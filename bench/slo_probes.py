@@ -46,25 +46,29 @@ def computed_at(raw: bytes | None) -> int:
     return int(m.group(1)) if m else 0
 
 
+def probe_event(event_id: str, event_type: str, user: str, item: str) -> StorefrontEvent:
+    """A probe shopper's storefront event (one session per probe shopper: ``<user>-s``)."""
+    return StorefrontEvent(
+        event_id=event_id,
+        event_time=datetime.now(UTC),
+        event_type=event_type,
+        item_id=item,
+        user_id=user,
+        session_id=f"{user}-s",
+        price=10.0,
+        device="mobile",
+        referrer="search",
+    )
+
+
 def warm_up_events(users: Sequence[str], items: Sequence[str], n: int, seed: int) -> list[str]:
     """``n`` views of distinct items per probe shopper (>= 10 makes them personalized)."""
     rng = random.Random(seed)
-    now = datetime.now(UTC)
     out = []
     for u in users:
         for k, item in enumerate(rng.sample(list(items), n)):
             out.append(
-                StorefrontEvent(
-                    event_id=f"{u}-warm-{k}-{rng.getrandbits(32):x}",
-                    event_time=now,
-                    event_type="view",
-                    item_id=item,
-                    user_id=u,
-                    session_id=f"{u}-s",
-                    price=10.0,
-                    device="mobile",
-                    referrer="search",
-                ).to_json()
+                probe_event(f"{u}-warm-{k}-{rng.getrandbits(32):x}", "view", u, item).to_json()
             )
     return out
 
@@ -212,17 +216,7 @@ class ClickProbes(_Prober):
         fresh = [i for i in self.items if i not in self.seen[user] and i not in listed]
         item = self.rng.choice(fresh or self.items)
         self.seen[user].add(item)
-        event = StorefrontEvent(
-            event_id=f"{user}-click-{self.rng.getrandbits(48):x}",
-            event_time=datetime.now(UTC),
-            event_type="click",
-            item_id=item,
-            user_id=user,
-            session_id=f"{user}-s",
-            price=10.0,
-            device="mobile",
-            referrer="search",
-        )
+        event = probe_event(f"{user}-click-{self.rng.getrandbits(48):x}", "click", user, item)
         verdict = self.gateway.post([event.to_json()])
         accepted_at, wall = time.perf_counter(), _wall_ms()
         if verdict.get("accepted") != 1:

@@ -10,9 +10,8 @@ import dagster as dg
 import optuna
 import pytest
 
-from assets.models import ranker_study, two_tier_model
+from assets.models import ranker_study, split_training_set, two_tier_model
 from assets.resources import LakeResource
-from flashrec.evaluation import split_aligned, split_sessions
 from flashrec.recsys.automl.space import SearchSpace
 from flashrec.recsys.automl.study import open_storage, storage_path
 from flashrec.recsys.ranker import RankerConfig
@@ -25,15 +24,7 @@ from tests.tiny_models import tiny_two_tier
 def _training_set(n_sessions: int) -> dict:
     data = training_data(synthetic.interactions(n_sessions=n_sessions))
     rows = [[{"user_views_1h": 2, "user_top_category": "c1"}] * len(s) for s in data.sessions]
-    train, held_out = split_sessions(data.sessions)
-    train_rows, held_out_rows = split_aligned(data.sessions, rows)
-    return {
-        "train": train,
-        "held_out": held_out,
-        "catalog": data.catalog,
-        "train_shopper_rows": train_rows,
-        "held_out_shopper_rows": held_out_rows,
-    }
+    return split_training_set(data, rows)
 
 
 @dg.asset(name="model_training_set")
