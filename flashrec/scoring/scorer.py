@@ -96,6 +96,12 @@ class ScorerStats:
     redis_errors: int = 0
     model_service_up: bool = True
     last_batch_ms: int = 0
+    # where the last batch's time went (ms): online features, planning (content lists and
+    # the model service), list writes; and its size
+    last_features_ms: float = 0.0
+    last_plan_ms: float = 0.0
+    last_write_ms: float = 0.0
+    last_batch_signals: int = 0
     last_segments_ms: int = 0
     last_error: str = ""
 
@@ -173,10 +179,14 @@ class Scorer:
             else:
                 signals.append(sig)
         groups = coalesce(signals)
+        t0 = time.perf_counter()
         states = shopper_states(signals, self.read_features) if signals else {}
         variants = self.variants()
+        t1 = time.perf_counter()
         plans, deferred = self._plan(states, variants)
+        t2 = time.perf_counter()
         written, unchanged = self._write(plans)
+        t3 = time.perf_counter()
         done_ids = list(bad)
         for shopper, sigs in groups.items():
             if shopper not in deferred:
@@ -194,6 +204,10 @@ class Scorer:
         st.lists_unchanged += unchanged
         st.deferred = len(deferred)
         st.last_batch_ms = cache.now_ms()
+        st.last_features_ms = round((t1 - t0) * 1000, 1)
+        st.last_plan_ms = round((t2 - t1) * 1000, 1)
+        st.last_write_ms = round((t3 - t2) * 1000, 1)
+        st.last_batch_signals = len(records)
         self._publish_stats()
         return result
 
