@@ -387,7 +387,8 @@ class Run:
         )  # fmt: skip
         outs = SoldOutProbes(
             self.redis, s.gateway_port, s.read_api_port, self.soldout_users,
-            avoid=self.sale_items, rate=a.soldout_rate, timeout_s=a.probe_timeout,
+            avoid=self.sale_items, events_stream=s.events_stream, rate=a.soldout_rate,
+            timeout_s=a.probe_timeout,
         )  # fmt: skip
         self.probes = [clicks, outs]
         clicks.start()
@@ -416,6 +417,7 @@ class Run:
         load.join(a.slice + 35)
         sampler.join(5)
         clicks.classify(s.rescore_stream)
+        outs.classify()
         probes = [
             Probe(kind, r.at - origin, r.ms, r.ref, r.outcome)
             for kind, prober in (("click", clicks), ("soldout", outs))

@@ -23,6 +23,7 @@ by design rewrote nothing (``unchanged``: no latency to report); otherwise it wa
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import threading
@@ -90,7 +91,7 @@ class Result:
     ms: float | None  # None: never seen
     ref: str  # the probe shopper (click) or item (sold-out)
     wall_ms: int  # epoch ms at acceptance (to find its rescore signal)
-    outcome: str = "seen"  # "seen" | "unseen" | "unchanged"
+    outcome: str = "seen"  # "seen" | "unseen" | "unchanged" | "superseded"
 
 
 def _wall_ms() -> int:
@@ -299,6 +300,7 @@ class SoldOutProbes(_Prober):
         users: Sequence[str],
         *,
         avoid: Sequence[str] = (),
+        events_stream: str = "flashrec:events",
         rate: float = 1.0,
         timeout_s: float = 60.0,
         seed: int = 11,
@@ -310,6 +312,7 @@ class SoldOutProbes(_Prober):
         self.sender_reads, self.poller_reads = ReadClient(read_port), ReadClient(read_port)
         self.users = list(users)
         self.avoid = set(avoid)  # the sale's items: the simulator itself sells and restocks them
+        self.events_stream = events_stream
         self.rng = random.Random(seed)
         self.probed: set[str] = set()
         self.pending: dict[str, tuple[float, str, int, int]] = {}  # item -> (at, user, level, wall)
@@ -400,3 +403,27 @@ class SoldOutProbes(_Prober):
             self.pending.clear()
         for c in (self.gateway, self.restock_gateway, self.sender_reads, self.poller_reads):
             c.close()
+
+    def classify(self) -> int:
+        """Mark unseen probes whose item another producer restocked after our stock-out as
+        ``superseded``; returns how many. Call after ``finish``.
+
+        WHY: the simulator also sells items outside the sale, and a purchase's
+        ``stock_change`` right after ours (seen: 18 ms later) legitimately puts the item
+        back in stock: the probe has nothing left to measure, it is not a lost sold-out.
+        """
+        n = 0
+        for k, r in enumerate(self.results):
+            if r.outcome == "unseen" and self._restocked_by_others(r.ref, r.wall_ms):
+                self.results[k] = dataclasses.replace(r, outcome="superseded")
+                n += 1
+        return n
+
+    def _restocked_by_others(self, item: str, wall_ms: int) -> bool:
+        needle = f'"item_id":"{item}"'
+        for _, fields in self.client.xrange(self.events_stream, min=f"{wall_ms}-0"):
+            raw = fields.get(b"payload") or fields.get("payload") or b""
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            if needle in text and '"stock_change"' in text and '"slo-stock-' not in text:
+                return True
+        return False

@@ -78,8 +78,9 @@ class Probe:
     t: float  # when the gateway accepted the event
     ms: float | None  # None: not seen before the end of the run
     ref: str = ""  # the probe shopper (click) or item (sold-out), for diagnosis
-    #: "seen", "unseen" (slower than the run could wait), or "unchanged" (a click whose
+    #: "seen", "unseen" (slower than the run could wait), "unchanged" (a click whose
     #: signal the scorer processed without rewriting: the recomputed list was identical)
+    #: or "superseded" (a sold-out probe whose item another producer restocked first)
     outcome: str = "seen"
 
 
@@ -253,6 +254,7 @@ class StageSummary:
     soldout: list[float | None]
     scorer_lag_end: float = math.nan
     click_unchanged: int = 0
+    soldout_superseded: int = 0
 
     @property
     def sustained(self) -> bool:
@@ -290,9 +292,12 @@ def summarize_stages(run: SloRun) -> list[StageSummary]:
                 srv_p99_ms=srv99,
                 read_errors=sum(s.errors for s in sl),
                 click=[p.ms for p in probes if p.kind == "click" and p.outcome != "unchanged"],
-                soldout=[p.ms for p in probes if p.kind == "soldout"],
+                soldout=[p.ms for p in probes if p.kind == "soldout" and p.outcome != "superseded"],
                 scorer_lag_end=scorer_lag,
                 click_unchanged=sum(p.kind == "click" and p.outcome == "unchanged" for p in probes),
+                soldout_superseded=sum(
+                    p.kind == "soldout" and p.outcome == "superseded" for p in probes
+                ),
             )
         )
     return out
@@ -370,12 +375,14 @@ def fmt(value: float, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def probe_cell(values: Sequence[float | None], unchanged: int = 0) -> str:
+def probe_cell(values: Sequence[float | None], apart: int = 0, label: str = "unchanged") -> str:
+    """p50 / p99 (n, unseen, and the probes counted apart: unchanged clicks or superseded
+    sold-out probes)."""
     if not values:
-        return "-" if not unchanged else f"- ({unchanged} unchanged)"
+        return "-" if not apart else f"- ({apart} {label})"
     lost = sum(v is None for v in values)
     text = f"{fmt(percentile(values, 50), 0)} / {fmt(percentile(values, 99), 0)}"
-    extra = (f", {lost} unseen" if lost else "") + (f", {unchanged} unchanged" if unchanged else "")
+    extra = (f", {lost} unseen" if lost else "") + (f", {apart} {label}" if apart else "")
     return f"{text} (n={len(values)}{extra})"
 
 
@@ -477,7 +484,7 @@ def console(run: SloRun) -> str:
             f"{fmt(s.flink_lag_end, 0) + '/' + fmt(s.scorer_lag_end, 0):>12}"
             f"{fmt(s.read_rps, 0):>9}{fmt(s.read_p50_ms, 2):>8}{fmt(s.read_p99_ms, 2):>8}"
             f"{fmt(s.srv_p99_ms, 2):>8}  {probe_cell(s.click, s.click_unchanged):<34}"
-            f"{probe_cell(s.soldout)}"
+            f"{probe_cell(s.soldout, s.soldout_superseded, 'superseded')}"
         )
     lines.append("")
     lines.append("answers by source (surge | quiet read API):")
@@ -602,7 +609,7 @@ def markdown(run: SloRun, plots: dict[str, str], last: str) -> str:
             f"{fmt(s.scorer_lag_end, 0)} | {'yes' if s.sustained else 'no'} | "
             f"{fmt(s.read_rps, 0)} | {fmt(s.read_p50_ms, 2)} | {fmt(s.read_p99_ms, 2)} | "
             f"{fmt(s.srv_p99_ms, 2)} | {probe_cell(s.click, s.click_unchanged)} | "
-            f"{probe_cell(s.soldout)} |"
+            f"{probe_cell(s.soldout, s.soldout_superseded, 'superseded')} |"
         )
     out += [
         "",

@@ -252,3 +252,37 @@ def test_surge_reads_are_paced_only_when_asked():
     assert pacing_delay_ms(16, 1e9, 2.0) == 0.1  # never a negative wait
     assert "delay = function() return 18.000 end" in wrk_script(["u1"], ["s1"], 18.0)
     assert "delay = function" not in wrk_script(["u1"], ["s1"])
+
+
+def test_a_sold_out_probe_restocked_by_the_simulator_is_superseded_not_lost(redis_url):
+    """An item another producer restocked right after the probe's stock-out has nothing
+    left to measure; an item nobody touched stays unseen (a real miss)."""
+    import json
+
+    import redis
+
+    from bench.slo_probes import Result, SoldOutProbes
+
+    client = redis.Redis.from_url(redis_url)
+    stream = "test:slo:events"
+    client.delete(stream)
+    probes = SoldOutProbes(client, 1, 1, ["u1"], events_stream=stream)
+    wall = int(client.time()[0] * 1000) - 1000
+
+    def stock(event_id: str, item: str, level: int) -> None:
+        event = {"event_id": event_id, "event_type": "stock_change", "item_id": item}
+        client.xadd(
+            stream, {"payload": json.dumps({**event, "stock_level": level}, separators=(",", ":"))}
+        )
+
+    stock("slo-stock-i1-0-1", "i1", 0)
+    stock("slo-stock-i2-0-2", "i2", 0)
+    stock("live-sale-7", "i1", 97)  # the simulator's purchase, just after ours
+    probes.results = [
+        Result(0.0, None, "i1", wall, "unseen"),
+        Result(0.0, None, "i2", wall, "unseen"),
+    ]
+    assert probes.classify() == 1
+    assert [r.outcome for r in probes.results] == ["superseded", "unseen"]
+    client.delete(stream)
+    client.close()
