@@ -53,9 +53,9 @@ import redis
 
 from bench import slo_read
 from bench.slo_load import (
-    GatewayClient,
     ReadLoad,
     Sampler,
+    gateway_client,
     pacing_delay_ms,
     publisher_report,
     spawn_publisher,
@@ -240,7 +240,7 @@ class Run:
             bootstrap=True,
         )
         self.publisher = publisher
-        gateway = GatewayClient(self.settings.gateway_port)
+        gateway = gateway_client(self.settings.gateway_port)
         verdict = gateway.post(warm_up_events(probes, self.items, WARM_VIEWS, seed=3))
         gateway.close()
         if verdict.get("accepted") != len(probes) * WARM_VIEWS:

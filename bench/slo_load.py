@@ -27,6 +27,7 @@ import redis
 
 from bench.slo_read import metrics_text, parse_histogram
 from bench.slo_report import Sample, SliceStats, degraded_count, served_counts
+from flashrec.publish import GatewaySink
 from flashrec.settings import PROJECT_ROOT
 
 # Percentiles each slice reports: fine steps in the tail, where the targets are.
@@ -212,39 +213,9 @@ class Sampler(threading.Thread):
         self.client.close()
 
 
-class GatewayClient:
-    """POSTs events to the gateway over one keep-alive connection (one per thread)."""
-
-    def __init__(self, port: int, timeout_s: float = 30.0) -> None:
-        self.port, self.timeout_s = port, timeout_s
-        self._conn: http.client.HTTPConnection | None = None
-
-    def post(self, payloads: list[str]) -> dict[str, Any]:
-        """The gateway's verdict; raises ``RuntimeError`` for a non-200 answer."""
-        body = ("[" + ",".join(payloads) + "]").encode()
-        for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = http.client.HTTPConnection("127.0.0.1", self.port, self.timeout_s)
-            try:
-                self._conn.request(
-                    "POST", "/events", body=body, headers={"Content-Type": "application/json"}
-                )
-                resp = self._conn.getresponse()
-                data = resp.read()
-            except (ConnectionError, http.client.HTTPException, OSError):
-                self.close()
-                if attempt:
-                    raise
-                continue
-            if resp.status != 200:
-                raise RuntimeError(f"gateway answered {resp.status}: {data[:200]!r}")
-            return json.loads(data)
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+def gateway_client(port: int) -> GatewaySink:
+    """The publisher's gateway client on a loopback port: ``post(lines)`` -> verdict."""
+    return GatewaySink(f"http://127.0.0.1:{port}")
 
 
 class ReadClient:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from bench.slo_load import GatewayClient, ReadClient
+from bench.slo_load import ReadClient, gateway_client
 from flashrec.events import CatalogEvent, StorefrontEvent
 from flashrec.serving import cache, keys
 
@@ -187,7 +187,7 @@ class ClickProbes(_Prober):
         seed: int = 7,
     ) -> None:
         super().__init__(rate, timeout_s, "click")
-        self.client, self.gateway = client, GatewayClient(gateway_port)
+        self.client, self.gateway = client, gateway_client(gateway_port)
         self.users, self.items, self.variant = list(users), list(items), variant
         self.rng = random.Random(seed)
         self.seen: dict[str, set[str]] = {u: set() for u in self.users}
@@ -307,8 +307,8 @@ class SoldOutProbes(_Prober):
     ) -> None:
         super().__init__(rate, timeout_s, "soldout")
         self.client = client
-        self.gateway = GatewayClient(gateway_port)
-        self.restock_gateway = GatewayClient(gateway_port)
+        self.gateway = gateway_client(gateway_port)
+        self.restock_gateway = gateway_client(gateway_port)
         self.sender_reads, self.poller_reads = ReadClient(read_port), ReadClient(read_port)
         self.users = list(users)
         self.avoid = set(avoid)  # the sale's items: the simulator itself sells and restocks them

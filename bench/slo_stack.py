@@ -27,8 +27,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
+from bench.parity import bench_redis_url
 from bench.slo_read import free_port
 from flashrec.settings import PROJECT_ROOT, Settings
 from orchestration import stack
@@ -40,7 +40,7 @@ FORBIDDEN_DBS = {0, 9, 12, 14, 15}  # the project's and other benchmarks' databa
 def redis_db_url(redis_url: str, db: int) -> str:
     if db in FORBIDDEN_DBS:
         raise SystemExit(f"Redis database {db} belongs to someone else; pick another")
-    return urlunparse(urlparse(redis_url)._replace(path=f"/{db}"))
+    return bench_redis_url(redis_url, db)
 
 
 def environment(work: Path, redis_url: str) -> dict[str, str]:

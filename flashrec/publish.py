@@ -18,11 +18,16 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from flashrec.ingest import IngestLimits, RedisDedupeStore, ingest
 from flashrec.settings import Settings
 from flashrec.simulator import SimulationConfig, emit_stream
+
+
+class GatewayRefused(RuntimeError):
+    """The gateway answered a batch with a non-200 status (a wholly unreadable request)."""
 
 
 @dataclass
@@ -52,26 +57,37 @@ class GatewaySink:
         resp = self._conn.getresponse()
         return resp.status, resp.read()
 
-    def __call__(self, lines: list[str]) -> None:
+    def post(self, lines: list[str]) -> dict[str, Any]:
+        """The gateway's verdict for one batch of raw lines.
+
+        Raises ``GatewayRefused`` for a non-200 answer, ``OSError``/``HTTPException`` when
+        the connection fails twice (one retry: the server may have closed an idle one).
+        """
         body = json.dumps(lines).encode("utf-8")
+        try:
+            status, data = self._post(body)
+        except (ConnectionError, http.client.HTTPException):
+            self.close()
+            status, data = self._post(body)
+        if status != 200:
+            raise GatewayRefused(f"gateway answered {status}: {data[:200]!r}")
+        return json.loads(data)
+
+    def __call__(self, lines: list[str]) -> None:
         t0 = time.perf_counter()
         try:
-            try:
-                status, data = self._post(body)
-            except (ConnectionError, http.client.HTTPException):
-                self.close()  # the server closed an idle keep-alive connection: once more
-                status, data = self._post(body)
+            verdict = self.post(lines)
+        except GatewayRefused as exc:
+            self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            print(f"publish: {exc}", file=sys.stderr)
+            self.stats.failed += len(lines)
+            return
         except (OSError, http.client.HTTPException) as exc:
             print(f"publish: POST failed: {exc!r}", file=sys.stderr)
             self.close()
             self.stats.failed += len(lines)
             return
         self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
-        if status != 200:
-            print(f"publish: gateway answered {status}: {data[:200]!r}", file=sys.stderr)
-            self.stats.failed += len(lines)
-            return
-        verdict = json.loads(data)
         self.stats.accepted += int(verdict["accepted"])
         self.stats.rejected += int(verdict["rejected"])
 

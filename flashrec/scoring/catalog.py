@@ -40,7 +40,7 @@ class Catalog:
     segments: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     _by_attr: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     _popular: list[str] = field(default_factory=list, repr=False)
-    max_popularity: float = field(default=1.0, repr=False)
+    max_popularity: float = field(default=1.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index()
