@@ -7,6 +7,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import redis  # noqa: E402
 
 from assets.compute import k8s_op_tags  # noqa: E402
@@ -20,10 +22,10 @@ from flashrec.adaptivity.drift import (  # noqa: E402
 )
 from flashrec.adaptivity.report import DriftReport, build_report  # noqa: E402
 from flashrec.settings import Settings  # noqa: E402
-from orchestration.sensors import DRIFT_ASSET  # noqa: E402
 
 ADAPTIVITY_GROUP = "adaptivity"
-#: Numeric item features whose distribution the ranker depends on most.
+DRIFT_ASSET = dg.AssetKey("drift_report")
+#: Item feature columns read for the drift measures.
 DRIFT_FEATURES = (
     "item_views_5m",
     "item_carts_5m",
@@ -31,46 +33,94 @@ DRIFT_FEATURES = (
     "item_views_1h",
     "item_carts_1h",
     "item_purchases_1h",
-    "item_trending_score",
     "item_price",
 )
 
 
-def compute_drift(lake: LakeResource) -> DriftReport:
+MIN_RATE_VIEWS = 20
+
+
+def drift_columns(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What drift compares: how shoppers behave around an item (funnel rates) and what it
+    costs, not how many of them there are.
+
+    WHY rates: window counts (views in the last hour, the trending score built on them)
+    grow with traffic volume, and after any restart or traffic ramp they keep growing
+    until their window has filled: PSI on them flags every surge of the *same* behaviour
+    as drift, and a surge of the same behaviour needs no new model. A change in *what* is
+    bought shows up in the catalog measures (unknown and viral items) and in candidate
+    drift; a change in how shoppers convert shows up in these rates.
+    """
+    out = {"item_price": raw["item_price"]}
+    for window in ("5m", "1h"):
+        views = raw[f"item_views_{window}"]
+        # a rate over a handful of views is noise (and after a restart every window
+        # starts near empty): left out (NaN) below MIN_RATE_VIEWS
+        enough = views >= MIN_RATE_VIEWS
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"item_cart_rate_{window}"] = np.where(
+                enough, raw[f"item_carts_{window}"] / views, np.nan
+            )
+            out[f"item_purchase_rate_{window}"] = np.where(
+                enough, raw[f"item_purchases_{window}"] / views, np.nan
+            )
+    return out
+
+
+def window_rows(table, time_col: str, columns: list[str], hours: float):
+    """The rows of the last ``hours`` of event time (all rows when ``hours`` <= 0), only
+    the columns asked for: a drift report never loads whole tables."""
+    import pyarrow.compute as pc
+
+    dataset = table.delta().to_pyarrow_dataset()
+    if hours <= 0:
+        return dataset.to_table(columns=[time_col, *columns])
+    newest = pc.max(dataset.to_table(columns=[time_col]).column(time_col))
+    if not newest.is_valid:
+        return dataset.to_table(columns=[time_col, *columns])
+    start = pc.subtract(newest, pa.scalar(int(hours * 3600 * 1e6), pa.duration("us")))
+    return dataset.to_table(columns=[time_col, *columns], filter=pc.field(time_col) > start)
+
+
+def compute_drift(lake: LakeResource, known_items: set[str] | None = None) -> DriftReport:
     settings = lake.settings()
-    features = (
-        lake.table("gold/features_item_activity")
-        .delta()
-        .to_pyarrow_table(columns=["event_timestamp", *DRIFT_FEATURES])
+    reference = settings.drift_reference_hours
+    span = settings.drift_recent_hours + reference if reference > 0 else 0.0
+    features = window_rows(
+        lake.table("gold/features_item_activity"), "event_timestamp", list(DRIFT_FEATURES), span
     )
-    interactions = (
-        lake.table("gold/interactions").delta().to_pyarrow_table(columns=["event_time", "item_id"])
-    )
+    interactions = window_rows(lake.table("gold/interactions"), "event_time", ["item_id"], span)
     to_np = lambda col: col.to_numpy(zero_copy_only=False)  # noqa: E731
     times = to_np(features.column("event_timestamp")).astype("datetime64[us]")
-    columns = {name: to_np(features.column(name)).astype(float) for name in DRIFT_FEATURES}
+    columns = drift_columns(
+        {name: to_np(features.column(name)).astype(float) for name in DRIFT_FEATURES}
+    )
     return build_report(
         times,
         columns,
         to_np(interactions.column("event_time")).astype("datetime64[us]"),
         interactions.column("item_id").to_pylist(),
         settings.drift_recent_hours,
+        known_items=known_items,
+        reference_hours=reference,
     )
 
 
 #: Shoppers sampled per window for the candidate-position drift (bounded cost).
 CANDIDATE_SAMPLE = 400
+MIN_SESSIONS = 30
 #: First CTR / conversion rate seen per variant: the baseline decay is measured against.
 BASELINE_CTR = "flashrec:ab:baseline_ctr"
 
 
 def _sessions_by_window(lake: LakeResource, cutoff) -> tuple[list[list[str]], list[list[str]]]:
-    rows = (
-        lake.table("gold/interactions")
-        .delta()
-        .to_pyarrow_table(columns=["session_id", "event_time", "event_seq", "item_id"])
-        .to_pylist()
-    )
+    """The last sessions started before and after ``cutoff`` (within the drift windows)."""
+    settings = lake.settings()
+    reference = settings.drift_reference_hours
+    span = settings.drift_recent_hours + reference if reference > 0 else 0.0
+    rows = window_rows(
+        lake.table("gold/interactions"), "event_time", ["session_id", "event_seq", "item_id"], span
+    ).to_pylist()
     rows.sort(key=lambda r: (r["event_time"], r["event_seq"] or 0))
     sessions: dict[str, list[str]] = {}
     starts: dict[str, object] = {}
@@ -79,21 +129,25 @@ def _sessions_by_window(lake: LakeResource, cutoff) -> tuple[list[list[str]], li
         starts.setdefault(r["session_id"], r["event_time"])
         if not items or items[-1] != r["item_id"]:
             items.append(r["item_id"])
-    reference = [v for k, v in sessions.items() if starts[k].replace(tzinfo=None) <= cutoff]
+    reference_sessions = [
+        v for k, v in sessions.items() if starts[k].replace(tzinfo=None) <= cutoff
+    ]
     recent = [v for k, v in sessions.items() if starts[k].replace(tzinfo=None) > cutoff]
-    return reference[-CANDIDATE_SAMPLE:], recent[-CANDIDATE_SAMPLE:]
+    return reference_sessions[-CANDIDATE_SAMPLE:], recent[-CANDIDATE_SAMPLE:]
 
 
-def add_candidate_drift(lake: LakeResource, report: DriftReport) -> None:
+def add_candidate_drift(lake: LakeResource, report: DriftReport, model) -> None:
     """Where the champion ranks what shoppers took next, reference vs recent window."""
-    from bentos import model_registry
-
-    try:
-        model = model_registry.load("champion")
-    except Exception as exc:  # no model yet: nothing to compare, say so
-        report.notes.append(f"no champion model for candidate drift ({exc})")
+    if model is None:
+        report.notes.append("no champion model yet: no candidate drift")
         return
     reference, recent = _sessions_by_window(lake, report.cutoff)
+    if min(len(reference), len(recent)) < MIN_SESSIONS:
+        report.notes.append(
+            f"{len(reference)} / {len(recent)} sessions (reference / recent): under "
+            f"{MIN_SESSIONS}, no candidate drift"
+        )
+        return
 
     def recommend(prefixes: list[list[str]], k: int) -> list[list[str]]:
         return [[i for i, _ in row] for row in model.recommend_batch(prefixes, k)]
@@ -186,9 +240,15 @@ def _psi_table(report: DriftReport) -> str:
     op_tags=k8s_op_tags("light"),
 )
 def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """Recent window against the reference window: feature PSI/KS and catalog drift."""
-    report = compute_drift(lake)
-    add_candidate_drift(lake, report)
+    """Recent window against the reference window: feature PSI/KS, catalog drift (traffic
+    on items the serving champion has no embedding for, items gone viral) and where the
+    champion ranks what shoppers took next."""
+    from bentos.model_registry import serving_champion
+
+    champion = serving_champion(lake.settings().redis_url)
+    known = set(champion.vocab.ids) if champion is not None else None
+    report = compute_drift(lake, known_items=known)
+    add_candidate_drift(lake, report, champion)
     decays = online_decay(lake.settings())
     plot = plot_drift(report, lake.settings())
     context.log.info("drift: %s", report.summary())
@@ -224,6 +284,9 @@ def drift_report(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
         check_results=checks,
         metadata={
             "drift_detected": report.drift_detected or bool(decayed),
+            # what the retrain sensor acts on: drift in the lake a new model can fix
+            "retrain": report.model_stale,
+            "retrain_reason": report.retrain_reason([d.variant for d in decayed]),
             "notes": "; ".join(report.notes) or "none",
             "summary": report.summary(),
             "cutoff": report.cutoff.isoformat(),

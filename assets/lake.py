@@ -4,10 +4,11 @@ import dagster as dg
 
 from assets import groups
 from assets.compute import k8s_op_tags
-from assets.landing import SOURCE, simulated_landing_files
+from assets.landing import simulated_landing_files
 from assets.metadata import table_metadata
 from assets.partitions import daily, silver_reads_bronze
 from assets.resources import LakeResource, SparkResource
+from flashrec.lake_layout import SOURCES
 from spark_jobs.bronze import ingest_landing_day
 from spark_jobs.gold import build_gold
 from spark_jobs.silver import build_silver_day
@@ -35,22 +36,28 @@ GOLD_TABLES = {
 def bronze_events(
     context: dg.AssetExecutionContext, lake: LakeResource, spark: SparkResource
 ) -> dg.MaterializeResult:
-    """Raw landing lines of one day, appended with ingestion time and source."""
+    """Raw landing lines of one day, appended with ingestion time and source: the day's
+    history files (simulator, exports) and the live stream's files not ingested yet."""
     settings = lake.settings()
     day = context.partition_key
-    result = ingest_landing_day(spark.session(settings), settings, day, source=SOURCE)
+    session = spark.session(settings)
+    appended: dict[str, int] = {}
+    skipped = False
+    for source in SOURCES:
+        result = ingest_landing_day(session, settings, day, source=source)
+        appended[source] = result.rows if result else 0
+        skipped = skipped or bool(result and result.skipped)
     table = lake.table("bronze/events")
     partition_rows = (
-        table.read(spark.session(settings), partitions={"ingest_date": [day]}).count()
-        if table.exists()
-        else 0
+        table.read(session, partitions={"ingest_date": [day]}).count() if table.exists() else 0
     )
     return dg.MaterializeResult(
         metadata=table_metadata(
             table,
             partition_rows=partition_rows,
-            rows_appended=result.rows if result else 0,
-            skipped_as_duplicate_batch=bool(result and result.skipped),
+            rows_appended=sum(appended.values()),
+            **{f"rows_appended_{source}": n for source, n in appended.items()},
+            skipped_as_duplicate_batch=skipped,
         )
     )
 

@@ -5,9 +5,10 @@ import dagster as dg
 from assets import groups
 from assets.compute import k8s_op_tags
 from assets.resources import LakeResource
+from flashrec.lake_layout import SIMULATOR_SOURCE
 from flashrec.simulator import SimulationConfig, write_history
 
-SOURCE = "simulator"
+SOURCE = SIMULATOR_SOURCE
 
 
 @dg.asset(group_name=groups.LANDING, kinds={"python", "json"}, op_tags=k8s_op_tags("light"))

@@ -2,6 +2,7 @@
 the same value for every feature of every key.
 
     python -m bench.parity [--users 300 --items 100 --days 1] [--diginetica-events 3000]
+                           [--backend redis|kafka [--kafka-test-broker]]
 
 Data: one simulated flash sale (deterministic; the surge is on its last day) plus a slice
 of the real DIGINETICA raw export (its first views and purchases; it has no catalog events,
@@ -10,9 +11,11 @@ so its items have no category on either path).
 - Spark path: ``spark_jobs.features`` exactly as the lake runs it (``feature_events`` joins
   the catalog's category onto storefront events, ``view_history`` folds each key's events
   in a pandas UDF); the last history row per key is the key's final value.
-- Flink path: the events (as canonical JSON) go into a fresh Redis stream, the features
-  job runs bounded (``run --bounded drain``) in its own process and writes Feast's online
-  store; values are read back through Feast.
+- Flink path: the events (as canonical JSON) go into a fresh event log (``--backend``: a
+  Redis stream, or a Kafka topic on ``KAFKA_BOOTSTRAP_SERVERS`` or, with
+  ``--kafka-test-broker``, on the tests' tansu broker), the features job runs bounded
+  (``run --bounded drain``) in its own process and writes Feast's online store; values
+  are read back through Feast.
 - Reference: each view's ``fold`` in-process (``flink_jobs.job_check``), a sanity check of
   both (if ``spark_jobs.features`` is missing the Spark column is this fold, and the output
   says so).
@@ -25,6 +28,7 @@ feature values compared (keys x features), mismatches (must be 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import os
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
-from flashrec.eventlog.redis_streams import RedisStreamsEventLog
+from flashrec.eventlog.factory import build_event_log
 from flashrec.events import CatalogEvent, Rejection, StorefrontEvent
 from flashrec.features import FEATURE_VIEWS
 from flashrec.settings import Settings
@@ -153,9 +157,15 @@ def spark_features(events: list[Event], settings: Settings) -> Features:
 
 
 def flink_features(
-    lines: list[str], expected_keys: Features, settings: Settings, env: dict[str, str], work: Path
+    lines: list[str],
+    expected_keys: Features,
+    settings: Settings,
+    env: dict[str, str],
+    work: Path,
+    log_options: dict[str, Any] | None = None,
 ) -> Features:
-    """Append ``lines`` to a fresh stream, run the job bounded, read every key back."""
+    """Append ``lines`` to a fresh log, run the job bounded, read every key back.
+    ``log_options``: for the event log client (the test broker's producer settings)."""
     from flink_jobs import build_java
     from flink_jobs.job_sinks import FeastWriter
 
@@ -165,7 +175,7 @@ def flink_features(
         "soldout_key": f"parity:{tag}:soldout",
         "catalog_key": f"parity:{tag}:catalog",
     }
-    with RedisStreamsEventLog.from_settings(settings) as eventlog:
+    with build_event_log(settings, **(log_options or {})) as eventlog:
         eventlog.append(lines)
     jar = build_java.build(log=lambda _msg: None)
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in keys.items()]
@@ -218,7 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions-per-day", type=int, default=400)
     parser.add_argument("--diginetica-events", type=int, default=3000)
     parser.add_argument("--redis-url", default=None, help="default: REDIS_URL's host, db 12")
+    parser.add_argument(
+        "--backend", choices=("redis", "kafka"), default=None,
+        help="event log the Flink path reads (default: the setting)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kafka-test-broker", action="store_true",
+        help="run a throwaway Kafka-protocol broker (tansu, a dev dependency)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("FEAST_USAGE", "False")
 
@@ -232,7 +255,18 @@ def main(argv: list[str] | None = None) -> int:
         "FLASHREC_EVENTS_STREAM": f"parity:{tag}:events",
         "FLASHREC_DEADLETTER_STREAM": f"parity:{tag}:deadletter",
         "FLASHREC_RESCORE_STREAM": f"parity:{tag}:rescore",
+        "FLASHREC_KAFKA_EVENTS_TOPIC": f"parity.{tag}.events",
+        "FLASHREC_KAFKA_DEADLETTER_TOPIC": f"parity.{tag}.deadletter",
+        "FLASHREC_FLINK_CONNECTOR_DIR": str(base.flink_connector_dir),
     }
+    if args.backend:
+        env["FLASHREC_EVENTLOG_BACKEND"] = args.backend
+    log_options: dict[str, Any] = {}
+    if args.kafka_test_broker:
+        from tests.kafka_broker import TANSU_PRODUCER, kafka_broker  # dev dependency
+
+        env["KAFKA_BOOTSTRAP_SERVERS"] = stack.enter_context(kafka_broker())
+        log_options["producer_config"] = TANSU_PRODUCER
     settings = Settings.from_env(env)
 
     config = SimulationConfig.from_settings(
@@ -262,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.monotonic() - started:.1f}s")  # fmt: skip
     except ImportError as exc:
         print(f"spark_jobs.features unavailable ({exc}): the batch side is the in-process fold")
-    paths["flink"] = flink_features(lines, reference, settings, env, work)
+    paths["flink"] = flink_features(lines, reference, settings, env, work, log_options)
 
     n_keys, n_values, problems = compare(paths, reference)
     for line in problems[:20]:
@@ -270,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     per_view = ", ".join(f"{v.name} {len(reference[v.name])}" for v in FEATURE_VIEWS)
     print(f"compared paths {' / '.join([*paths, 'fold'])}; keys per view: {per_view}; "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, work dir {work}")  # fmt: skip
+    print(f"flink path read the {settings.eventlog_backend} event log")
     print(f"parity events={len(events)} keys={n_keys} features={n_values} "
           f"mismatches={len(problems)}")  # fmt: skip
     return 0 if not problems else 1

@@ -1,6 +1,6 @@
 """`make bench-slo`: the flash-sale load test of the whole stack, with an SLO report.
 
-    python -m bench.slo [--ramp 10:20,100:20,1000:60] [--connections 16] [--quiet-duration 20]
+    python -m bench.slo [--ramp 10:20,100:20,1000:60] [--quiet-duration 20]
         [--warmup-duration 20] [--click-rate 5] [--soldout-rate 1] [--redis-db 13] ...
 
 What one run does (about five minutes at the defaults, bounded by the flags):
@@ -12,24 +12,40 @@ What one run does (about five minutes at the defaults, bounded by the flags):
 2. Warm up: probe shoppers get a dozen views each, and the simulator's stream runs for a
    while through the gateway, so shoppers have cached lists and every component has
    served real work.
-3. Quiet phase: wrk at N connections against the bare ASGI ceiling (``bench.bare_asgi``)
-   and the read API, same shoppers, same bytes; client p50/p99/rps, server p50/p99 from
-   /metrics, CPU per request.
-4. Surge: the simulator's events through the gateway along the ramp (10x-100x), wrk reads
-   against the read API at the same time, paced at ``--surge-read-share`` (default half)
-   of the read API's quiet-phase throughput (one-second slices: a time series), a 1 Hz
-   sampler (server latency, answers by source, accepted events, Flink and scorer lag), and
-   freshness probes (``bench.slo_probes``): click -> updated cached list, sold-out -> no
-   longer served. After the ramp, probes still in flight get ``--drain`` seconds.
+3. Quiet phase, open loop (``bench.read_sweep``): a constant-rate generator in a process of
+   its own offers reads at rising rates to the bare ASGI ceiling (``bench.bare_asgi``) and
+   to the read API, same shoppers, same bytes, until each falls behind: their saturation
+   throughputs; then both at half the bare ceiling's saturation rate for
+   ``--quiet-duration`` seconds. Latency counts from each request's due time, so a slow
+   answer shows in the requests queued behind it; percentiles from every raw sample.
+4. Surge: the simulator's events through the gateway along the ramp (10x-100x), reads
+   offered open loop against the read API at the same time, at ``--surge-read-share``
+   (default half) of its saturation rate (raw samples, cut into one-second slices for the
+   time series), a 1 Hz sampler (server latency, answers by source, accepted events, Flink
+   and scorer lag), and freshness probes (``bench.slo_probes``): click -> updated cached
+   list (with each list's trace: where the time went, leg by leg), sold-out -> no longer
+   served (superseded only by a restock above zero within 2 s). After the ramp, probes
+   still in flight get ``--drain`` seconds.
 5. Report (``bench.slo_report``): a table on stdout, ``var/bench/slo/report.md`` with PNG
    plots through the surge, raw samples in ``run.json``; the last line is
 
-    slo cores=<c> read_p99_ms=<x> read_rps=<r> baseline_rps=<a> click_to_recs_p99_ms=<y>
-        soldout_p99_ms=<z> errors=<e>
+    slo cores=<c> read_p99_ms=<x> read_offered_rps=<o> read_sat_rps=<r>
+        baseline_sat_rps=<a> click_to_recs_p99_ms=<y> soldout_p99_ms=<z>
+        soldout_superseded=<n> errors=<e>
 
-   (reads: the quiet phase, where the ceiling is measured the same way; freshness: the
+   (``read_p99_ms`` at ``read_offered_rps``, half the bare saturation rate; freshness: the
    ramp's top stage; errors: everything counted anywhere.) Everything started is stopped
    at the end, after an error or Ctrl-C too.
+
+``--faults`` (``make bench-slo FAULTS=1``): the run gets a redis-server of its own (AOF
+on) and a longer top stage, during which the Flink job, the scorer and the model service
+are killed with -9 and Redis is restarted (``bench.slo_faults``): recovery times, reads
+and errors per second around each fault, and after catch-up every accepted event checked
+in the features and the lake. Its summary line comes right before the last line.
+
+Why one module of ~730 lines: the benchmark's orchestration (stack, stages, faults,
+collection) in run order; the figures are ``slo_report``, the probes ``slo_probes``, the
+load ``slo_load``.
 """
 
 from __future__ import annotations
@@ -51,15 +67,22 @@ from typing import Any
 
 import redis
 
-from bench import slo_read
+from bench import read_sweep, slo_read
+from bench.redis_server import RedisServer
+from bench.slo_faults import (
+    Injector,
+    around,
+    check_features,
+    check_lake,
+    ramp_for_faults,
+    schedule,
+)
 from bench.slo_load import (
-    ReadLoad,
+    OpenLoopReads,
     Sampler,
     gateway_client,
-    pacing_delay_ms,
     publisher_report,
     spawn_publisher,
-    wrk_script,
 )
 from bench.slo_plots import plot
 from bench.slo_probes import ClickProbes, SoldOutProbes, warm_lists, warm_up_events
@@ -79,6 +102,7 @@ from bench.slo_report import (
 )
 from bench.slo_report import headline as make_headline
 from bench.slo_stack import Stack, environment, redis_db_url, run_helper
+from bench.stats import histogram_quantile
 from flashrec.publish import parse_ramp
 from flashrec.serving import keys
 from flashrec.settings import PROJECT_ROOT, Settings
@@ -95,9 +119,9 @@ def say(message: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ramp", default="10:20,100:20,1000:60", help="surge: RATE:SECONDS,...")
-    ap.add_argument("--connections", type=int, default=16, help="wrk connections")
-    ap.add_argument("--quiet-duration", type=int, default=20, help="s per server and round")
+    ap.add_argument("--ramp", default=None, help="surge: RATE:SECONDS,... (10:20,100:20,1000:60)")
+    ap.add_argument("--quiet-duration", type=int, default=20, help="s of the half-saturation stage")
+    ap.add_argument("--stage-duration", type=float, default=6.0, help="s per saturation stage")
     ap.add_argument("--rounds", type=int, default=1, help="quiet-phase rounds")
     ap.add_argument("--warmup-rate", type=float, default=100.0, help="events/s")
     ap.add_argument("--warmup-duration", type=float, default=20.0, help="s")
@@ -105,20 +129,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--soldout-rate", type=float, default=1.0, help="stock-out probes/s")
     ap.add_argument("--probe-timeout", type=float, default=60.0, help="s a probe is waited for")
     ap.add_argument("--drain", type=float, default=30.0, help="s for probes after the ramp")
-    ap.add_argument("--slice", type=float, default=1.0, help="s per wrk slice in the surge")
     ap.add_argument(
         "--surge-read-share",
         type=float,
         default=0.5,
-        help="surge reads as a share of the read API's quiet-phase throughput (0: unpaced)",
+        help="surge reads offered at this share of the read API's saturation throughput",
     )
-    ap.add_argument("--wrk-nice", type=int, default=10, help="niceness of wrk")
     ap.add_argument("--ready-timeout", type=float, default=240.0, help="s for the stack")
     ap.add_argument("--redis-db", type=int, default=13)
     ap.add_argument("--out", type=Path, default=PROJECT_ROOT / "var" / "bench" / "slo")
     ap.add_argument("--model", type=Path, default=None, help="catalog model artifact folder")
     ap.add_argument("--with-dagster", action="store_true", help="also start dagster dev")
+    ap.add_argument("--faults", action="store_true", help="kill/restart components mid-surge")
+    ap.add_argument("--fault-gap", type=float, default=45.0, help="s between two faults")
+    ap.add_argument(
+        "--catch-up", type=float, default=1200.0, help="s the faults' backlog may take to drain"
+    )
     args = ap.parse_args(argv)
+    if args.ramp is None:
+        args.ramp = ramp_for_faults(args.fault_gap) if args.faults else "10:20,100:20,1000:60"
     args.ramp_stages = parse_ramp(args.ramp)
     return args
 
@@ -131,7 +160,20 @@ class Run:
         self.out = args.out.resolve()
         self.work = self.out / "work"
         self.work.mkdir(parents=True, exist_ok=True)
-        redis_url = redis_db_url(Settings.from_env().redis_url, args.redis_db)
+        self.redis_server: RedisServer | None = None
+        self.injector: Injector | None = None
+        self.faults: dict[str, Any] = {}
+        self._fault_inputs: Any = None
+        if args.faults:  # Redis is restarted mid-run: a server of its own, AOF on
+            from orchestration import supervise
+
+            supervise.shutdown(supervise.Paths(self.work / "run", self.work / "logs"))
+            for old in ("redis", "landing"):  # the lake is checked per run: start empty
+                shutil.rmtree(self.work / old, ignore_errors=True)
+            self.redis_server = RedisServer(self.work / "redis", appendonly=True).start()
+            redis_url = self.redis_server.url
+        else:
+            redis_url = redis_db_url(Settings.from_env().redis_url, args.redis_db)
         os.environ.update(environment(self.work, redis_url))
         self.settings = Settings.from_env()
         self.redis = redis.Redis.from_url(redis_url)
@@ -198,7 +240,8 @@ class Run:
             self.meta["model_origin"] = info["origin"]
             say(f"  model {info['model_version']} ({info['origin']}) registered as champion")
 
-        say(f"starting the stack (Redis db {self.args.redis_db}, work {self.work})")
+        where = self.redis_server.url if self.redis_server else f"db {self.args.redis_db}"
+        say(f"starting the stack (Redis {where}, work {self.work})")
         t0 = time.monotonic()
         self.stack.start(
             {"model_service": model, "flink_features": wait_feast, "scorer": wait_feast}
@@ -206,6 +249,8 @@ class Run:
         say(f"stack up in {time.monotonic() - t0:.0f}s")
 
     def check_alive(self) -> None:
+        if self.args.faults:
+            return  # components are killed on purpose; supervision brings them back
         dead = [name for name, up in self.stack.alive().items() if not up]
         if dead:
             tails = "\n".join(
@@ -240,6 +285,7 @@ class Run:
             bootstrap=True,
         )
         self.publisher = publisher
+        self.wait_for_catalog()
         gateway = gateway_client(self.settings.gateway_port)
         verdict = gateway.post(warm_up_events(probes, self.items, WARM_VIEWS, seed=3))
         gateway.close()
@@ -264,6 +310,18 @@ class Run:
         self.publisher = None
         self.wait_for_lag(60.0)
         return self.read_pool()
+
+    def wait_for_catalog(self, timeout_s: float = 60.0) -> None:
+        """Until the publisher's catalog (an ``item_created`` per item, sent first) is in
+        the log: a probe's view of an item logged before the item's creation would get
+        no category from the stream job (see ``flink_jobs.job_operators``), which the
+        fault run's exact comparison would report as a wrong value."""
+        deadline = time.monotonic() + timeout_s
+        while int(self.redis.xlen(self.settings.events_stream)) < len(self.items):
+            if time.monotonic() > deadline:
+                self.meta["notes"].append("the catalog was not logged before the probes")
+                return
+            time.sleep(0.1)
 
     def wait_for_lag(self, timeout_s: float) -> None:
         """Until the Flink job and the scorer have read everything for two seconds running
@@ -317,43 +375,60 @@ class Run:
             slo_read.stop(self.bare)
         raise RuntimeError(f"the bare ASGI app did not start; see {self.logs}/bare_asgi.log")
 
-    def quiet(self, script: Path, probe_user: str) -> tuple[list[ReadRun], dict]:
+    def quiet(self, paths: list[str], probe_user: str) -> tuple[list[ReadRun], dict]:
+        """Open-loop reads (``bench.read_sweep``): offered rates up to saturation for the
+        bare ceiling and the read API, then both at half the bare saturation rate."""
         a = self.args
-        say(f"quiet phase: wrk at {a.connections} connections, {a.quiet_duration}s per server")
+        say("quiet phase: open-loop reads up to saturation, then at half the bare ceiling's")
         bare_port = self.start_bare(probe_user)
         read_port = self.settings.read_api_port
         read_pid = self.stack.pids["read_api"]
         targets = [("bare_asgi", bare_port, self.bare.pid), ("read_api", read_port, read_pid)]
+        # /metrics is on the read API's admin port (the bare app has none: "" -> nan).
+        metrics_port = {bare_port: bare_port, read_port: self.settings.read_api_admin_port}
         for _, port, _ in targets:
-            slo_read.run_wrk(port, script, 2, a.connections, a.wrk_nice)  # warm-up
+            read_sweep.stage(f"http://127.0.0.1:{port}", paths, 300, 2)  # warm-up
+        sat: dict[str, float] = {}
+        for name, port, _ in targets:
+            say(f"  {name}: sweep")
+            stages, sat[name] = read_sweep.saturate(
+                f"http://127.0.0.1:{port}", paths, a.stage_duration, log=say
+            )
+            self.meta.setdefault("sweeps", {})[name] = [
+                (st.offered_rps, st.achieved_rps, st.p99_ms) for st in stages
+            ]
+        offered = round(sat["bare_asgi"] / 2)
         runs: list[ReadRun] = []
         served: dict[tuple[str, str], float] = {}
         self.quiet_degraded = 0.0
         for _ in range(a.rounds):
             for name, port, pid in targets:
-                text0, cpu0 = slo_read.metrics_text(port), slo_read.cpu_seconds(pid)
-                res = slo_read.run_wrk(port, script, a.quiet_duration, a.connections, a.wrk_nice)
+                text0 = slo_read.metrics_text(metrics_port[port])
+                cpu0 = slo_read.cpu_seconds(pid)
+                st = read_sweep.stage(f"http://127.0.0.1:{port}", paths, offered, a.quiet_duration)
                 cpu = slo_read.cpu_seconds(pid) - cpu0
-                text1 = slo_read.metrics_text(port)
+                text1 = slo_read.metrics_text(metrics_port[port])
                 h0, h1 = slo_read.parse_histogram(text0), slo_read.parse_histogram(text1)
                 runs.append(
                     ReadRun(
                         name,
-                        res.rps,
-                        res.p50_ms,
-                        res.p99_ms,
-                        slo_read.quantile(h0, h1, 0.5) if h1 else math.nan,
-                        slo_read.quantile(h0, h1, 0.99) if h1 else math.nan,
-                        res.errors,
-                        res.requests,
-                        cpu / max(res.requests, 1) * 1e6,
+                        st.achieved_rps,
+                        st.p50_ms,
+                        st.p99_ms,
+                        histogram_quantile(h0, h1, 0.5) if h1 else math.nan,
+                        histogram_quantile(h0, h1, 0.99) if h1 else math.nan,
+                        st.errors,
+                        st.completed,
+                        cpu / max(st.completed, 1) * 1e6,
+                        offered_rps=offered,
+                        sat_rps=sat[name],
                     )
                 )
                 for k, v in served_delta(served_counts(text0), served_counts(text1)).items():
                     served[k] = served.get(k, 0.0) + v
                 self.quiet_degraded += degraded_count(text1) - degraded_count(text0)
-                say(f"  {name:<10} {res.rps:>7.0f} rps  p50 {res.p50_ms:.2f} ms  "
-                    f"p99 {res.p99_ms:.2f} ms  errors {res.errors}")  # fmt: skip
+                say(f"  {name:<10} offered {offered}/s: p50 {st.p50_ms:.2f} ms  "
+                    f"p99 {st.p99_ms:.2f} ms  errors {st.errors}")  # fmt: skip
         slo_read.stop(self.bare)
         self.bare = None
         self.errors["read_api_non2xx_quiet"] = sum(r.errors for r in runs if r.name == "read_api")
@@ -362,11 +437,14 @@ class Run:
 
     # -- 4. surge ------------------------------------------------------------------------
 
-    def surge(self, script: Path) -> tuple[list[Stage], float, Any, Any, list[Probe]]:
+    def surge(
+        self, paths: list[str], read_rate: float
+    ) -> tuple[list[Stage], float, Any, Any, list[Probe]]:
         a, s = self.args, self.settings
-        say(f"surge: ramp {a.ramp} (events/s:seconds) + wrk at {a.connections} connections")
-        sampler = Sampler(s.read_api_port, s.redis_url, s.events_stream, s.rescore_stream)
-        load = ReadLoad(s.read_api_port, script, a.connections, a.slice, a.wrk_nice)
+        say(f"surge: ramp {a.ramp} (events/s:seconds) + open-loop reads at {read_rate:.0f}/s")
+        sampler = Sampler(s.read_api_admin_port, s.redis_url, s.events_stream, s.rescore_stream)
+        longest = sum(sec for _, sec in a.ramp_stages) + a.drain + 300
+        load = OpenLoopReads(f"http://127.0.0.1:{s.read_api_port}", paths, read_rate, longest)
         self.threads += [sampler, load]
         sampler.start()
         load.start()
@@ -393,6 +471,14 @@ class Run:
         self.probes = [clicks, outs]
         clicks.start()
         outs.start()
+        if a.faults:
+            assert self.redis_server is not None
+            self.injector = Injector(
+                self.stack, s, self.redis_server, schedule(a.ramp_stages, a.fault_gap),
+                a.ramp_stages[-1][0], say, recovery_timeout_s=a.catch_up + 900,
+            )  # fmt: skip
+            self.injector.origin = origin
+            self.injector.start()
         stages, t = [], 0.0
         for rate, seconds in a.ramp_stages:
             stages.append(Stage(rate, t, t + seconds))
@@ -413,13 +499,16 @@ class Run:
             p.stop_sending()
         for p in self.probes:
             p.finish(end + a.drain)
+        if self.injector is not None:
+            self.injector.finish(120)  # every fault injected (their recoveries go on)
+            self._fault_inputs = (sampler, load, origin)
         sampler.stop.set()
-        load.join(a.slice + 35)
+        load.join(90)
         sampler.join(5)
         clicks.classify(s.rescore_stream)
         outs.classify()
         probes = [
-            Probe(kind, r.at - origin, r.ms, r.ref, r.outcome)
+            Probe(kind, r.at - origin, r.ms, r.ref, r.outcome, r.legs)
             for kind, prober in (("click", clicks), ("soldout", outs))
             for r in prober.results
         ]
@@ -429,8 +518,8 @@ class Run:
             "click_failures": clicks.failures[:5],
             "soldout_failures": outs.failures[:5],
         }
-        self.errors["read_api_non2xx_surge"] = sum(x.errors for x in load.slices)
-        self.errors["wrk_slice_failures"] = len(load.failures)
+        self.errors["read_api_non2xx_surge"] = load.errors
+        self.errors["read_load_failures"] = len(load.failures)
         self.errors["probe_failures"] = len(clicks.failures) + len(outs.failures)
         for kind, prober in (("click", clicks), ("sold-out", outs)):
             for failure in prober.failures[:3]:
@@ -457,12 +546,41 @@ class Run:
         self.errors["gateway_failed_lines"] = failed
         self.errors["gateway_unexpected_rejections"] = unexpected
         fives = 0
-        for port in (self.settings.gateway_port, self.settings.model_service_port):
+        for port in (self.settings.gateway_admin_port, self.settings.model_service_port):
             fives += int(server_errors(slo_read.metrics_text(port)))
         self.errors["gateway_and_model_5xx"] = fives
 
+    def after_faults(self) -> None:
+        """Catch-up, then every accepted event in the features and in the lake."""
+        from bench.slo_faults import accepted_lines
+
+        say("faults: waiting for the catch-up, then checking every accepted event")
+        t0 = time.monotonic()
+        self.wait_for_lag(self.args.catch_up)
+        self.faults["catch_up_s"] = round(time.monotonic() - t0, 1)
+        assert self.injector is not None
+        self.injector.finish(60)  # the watchers have seen the lags drain by now
+        sampler, load, origin = self._fault_inputs
+        self.faults["around"] = {
+            f.name: {
+                "at_s": round(f.at - origin, 1),
+                "back_s": round(f.back_s, 1),
+                "recovered_s": round(f.recovered_s, 1),
+                "note": f.note,
+                **around(sampler.samples, load.slices, f),
+            }
+            for f in self.injector.faults
+        }
+        lines = accepted_lines(self.settings)
+        self.faults["features"] = check_features(self.settings, lines)
+        self.faults["lake"] = check_lake(self.settings, lines)
+        say(f"  features {self.faults['features']}, lake {self.faults['lake']}")
+
     def close(self) -> None:
         """Stop everything this run started (idempotent; errors here never mask others)."""
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut this short
+        if self.injector is not None:
+            self.injector.stop.set()
         for p in self.probes:
             p.stopped.set()
             p.stop_sending()
@@ -480,12 +598,12 @@ class Run:
         for t in self.threads:
             t.join(10)
         self.redis.close()
+        if self.redis_server is not None:
+            self.redis_server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk not found: apt-get install wrk")
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     run = Run(args)
@@ -494,17 +612,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run.start_stack()
         users, sessions = run.warm_up()
-        script = run.work / "reads.lua"
-        script.write_text(wrk_script(users, sessions))
-        quiet, quiet_served = run.quiet(script, run.click_users[0])
-        surge_script = run.work / "surge-reads.lua"
-        surge_script.write_text(wrk_script(users, sessions, surge_delay_ms(args, quiet)))
-        stages, origin, sampler, load, probes = run.surge(surge_script)
+        paths = read_sweep.read_paths([f"u:{u}" for u in users] + [f"s:{x}" for x in sessions])
+        quiet, quiet_served = run.quiet(paths, run.click_users[0])
+        stages, origin, sampler, load, probes = run.surge(paths, surge_read_rate(args, quiet))
         run.count_errors()
+        if args.faults:
+            run.after_faults()
         run.load["end"] = os.getloadavg()
         result = SloRun(
             cores=os.cpu_count() or 0,
-            connections=args.connections,
+            connections=0,
             quiet=quiet,
             stages=stages,
             slices=_relative(load.slices, origin),
@@ -531,26 +648,60 @@ def main(argv: list[str] | None = None) -> int:
     say(f"finished in {time.monotonic() - started:.0f}s; report {run.out / 'report.md'}")
     print(console(result))
     print(surge_line(result))
+    if args.faults:
+        print(fault_table(run.faults))
+        print(fault_line(run.faults))
     print(last_line(make_headline(result)))
     return 0
 
 
-def surge_delay_ms(args: argparse.Namespace, quiet: list[ReadRun]) -> float:
-    """Pacing of the surge's reads: ``--surge-read-share`` of the read API's quiet rps.
+def fault_table(faults: dict[str, Any]) -> str:
+    """Per fault: recovery, reads and errors per second, answers by source around it."""
+    rows = [
+        "| fault | at (s) | back (s) | recovered (s) | reads/s | errors/s | worst 1 s errors "
+        "| answers by source | from memory |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, f in faults.get("around", {}).items():
+        sources = ", ".join(f"{k} {v:.0f}" for k, v in sorted(f["sources"].items()))
+        rows.append(
+            f"| {name} | {f['at_s']} | {f['back_s']} | {f['recovered_s']} | "
+            f"{f['reads_per_s']:.0f} | {f['errors_per_s']:.2f} | {f['worst_slice_errors']} | "
+            f"{sources} | {f['degraded']:.0f} |"
+        )
+    feats, lake = faults.get("features", {}), faults.get("lake", {})
+    rows.append("")
+    rows.append(
+        f"After catch-up: {feats.get('events', 0):,} accepted events folded into "
+        f"{feats.get('keys', 0):,} keys, {feats.get('mismatched_values', '?')} of "
+        f"{feats.get('values', 0):,} feature values differ from the reference fold; lake: "
+        f"{lake.get('missing', '?')} missing, {lake.get('duplicated', '?')} duplicated."
+    )
+    return "\n".join(rows)
 
-    WHY paced: unpaced wrk takes every cycle the machine has left, so on two cores the
-    event path (gateway, Flink, scorer, model) would be measured starved by construction.
-    A storefront's read traffic is a rate; latency targets are judged at a load, and the
-    ceiling is what the quiet phase measures.
+
+def fault_line(faults: dict[str, Any]) -> str:
+    around_ = faults.get("around", {})
+    recovered = " ".join(f"{n}_recovered_s={f['recovered_s']}" for n, f in around_.items())
+    read_errors = sum(int(f["errors"]) for f in around_.values())
+    lost = int(faults.get("lake", {}).get("missing", -1))
+    wrong = int(faults.get("features", {}).get("mismatched_values", -1))
+    return (
+        f"faults {recovered} read_errors={read_errors} features_mismatched={wrong} lake_lost={lost}"
+    )
+
+
+def surge_read_rate(args: argparse.Namespace, quiet: list[ReadRun]) -> float:
+    """The surge's offered read rate: ``--surge-read-share`` of the read API's saturation.
+
+    WHY a share: a storefront's read traffic is a rate, and latency targets are judged at a
+    load; reads at saturation would take every cycle the event path (gateway, Flink,
+    scorer, model) needs on two cores, measuring it starved by construction.
     """
-    runs = [r for r in quiet if r.name == "read_api" and r.rps > 0]
-    if args.surge_read_share <= 0 or not runs:
-        return 0.0
-    rps = sum(r.rps for r in runs) / len(runs)
-    latency = sum(r.p50_ms for r in runs) / len(runs)
-    target = args.surge_read_share * rps
-    say(f"surge reads paced at ~{target:.0f} rps ({args.surge_read_share:.0%} of the quiet rps)")
-    return pacing_delay_ms(args.connections, target, latency)
+    sats = [r.sat_rps for r in quiet if r.name == "read_api" and r.sat_rps > 0]
+    rate = max(args.surge_read_share * (sats[0] if sats else 1000.0), 50.0)
+    say(f"surge reads offered at {rate:.0f}/s ({args.surge_read_share:.0%} of the saturation)")
+    return rate
 
 
 def _interrupt(*_: Any) -> None:

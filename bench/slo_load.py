@@ -1,11 +1,9 @@
-"""Load and sampling of the SLO benchmark: wrk in one-second slices, a 1 Hz sampler of the
-servers and streams, the event publisher as a process of its own, a gateway client.
+"""Load and sampling of the SLO benchmark: open-loop reads through the surge, a 1 Hz
+sampler of the servers and streams, the event publisher as a process of its own, a
+gateway client.
 
-WHY wrk in slices: wrk reports once, at its end; run back to back for a second each, it
-gives a time series of client-side throughput and percentiles through the surge (the gap
-between two slices is a few milliseconds). Each slice's ``done()`` prints its request
-count, errors and ~200 latency percentiles, so slices merge into stage-level percentiles
-weighted by their requests (``slo_report.merged_quantile``).
+The reads' raw samples are cut into one-second slices (``slices_of``) for the time series;
+a stage's percentiles come from all its raw samples, never from merged slices.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -30,130 +27,69 @@ from bench.slo_report import Sample, SliceStats, degraded_count, served_counts
 from flashrec.publish import GatewaySink
 from flashrec.settings import PROJECT_ROOT
 
-# Percentiles each slice reports: fine steps in the tail, where the targets are.
-PERCENTS = [x / 2 for x in range(1, 199)] + [99.6, 99.7, 99.8, 99.9, 99.95, 99.99]
 
-WRK_LUA = """
--- the benchmark's read mix: known shoppers and anonymous sessions with a cached list, and
--- fresh anonymous sessions (segment tier); the same sequence in every run and thread
-local users = {{{users}}}
-local sessions = {{{sessions}}}
-local devices = {{"desktop", "mobile", "tablet", "app"}}
-local referrers = {{"direct", "search", "social", "email"}}
-local n = 0
-request = function()
-  n = n + 1
-  local path
-  local slot = n % 5
-  if slot == 0 or (slot == 1 and #sessions == 0) then
-    path = "/recommendations?session_id=anon" .. n .. "&device=" .. devices[n % 4 + 1]
-      .. "&referrer=" .. referrers[math.floor(n / 4) % 4 + 1] .. "&k=20"
-  elseif slot == 1 then
-    path = "/recommendations?session_id=" .. sessions[(n * 7919) % #sessions + 1] .. "&k=20"
-  else
-    path = "/recommendations?user_id=" .. users[(n * 7919) % #users + 1] .. "&k=20"
-  end
-  return wrk.format("GET", path)
-end
+class OpenLoopReads(threading.Thread):
+    """Reads at a fixed offered rate through the surge (``bench.open_loop`` in a process of
+    its own), then cut into one-second slices *of raw samples* for the time series.
 
-{pacing}
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("SLO_WRK %d %d %d %d %d %d %d\\n", summary.requests,
-    summary.duration, e.status, e.connect, e.read, e.write, e.timeout))
-  if summary.requests > 0 then
-    for _, p in ipairs({{{percents}}}) do
-      io.write(string.format("SLO_Q %g %d\\n", p, latency:percentile(p)))
-    end
-    io.write(string.format("SLO_Q 100 %d\\n", latency.max))
-  end
-end
-"""
-
-
-def wrk_script(users: Sequence[str], sessions: Sequence[str], delay_ms: float = 0.0) -> str:
-    """The Lua script (ids must be plain: the read API's id pattern has no quotes).
-
-    ``delay_ms`` > 0 paces each connection (wrk waits that long before each request), so
-    the read load is a steady rate instead of as many requests as the machine can serve.
+    WHY open loop: wrk paced with ``delay()`` is closed loop, so a slow answer delays the
+    requests behind it and its latency never shows (coordinated omission). Here each
+    request's latency counts from when it was due, whatever came before it.
     """
-    if not users:
-        raise ValueError("the read mix needs at least one known shopper with a list")
 
-    def table(ids: Sequence[str]) -> str:
-        return ", ".join(f'"{i}"' for i in ids)
-
-    pacing = f"delay = function() return {delay_ms:.3f} end" if delay_ms > 0 else ""
-    return WRK_LUA.format(
-        users=table(users),
-        sessions=table(sessions),
-        percents=", ".join(map(str, PERCENTS)),
-        pacing=pacing,
-    )
-
-
-def pacing_delay_ms(connections: int, target_rps: float, latency_ms: float) -> float:
-    """Per-connection wait before each request so that ``connections`` closed-loop
-    connections send about ``target_rps`` (each cycle = wait + one request's latency)."""
-    if target_rps <= 0:
-        return 0.0
-    return max(connections * 1000.0 / target_rps - latency_ms, 0.1)
-
-
-def parse_done(out: str) -> tuple[int, int, float, list[tuple[float, float]]]:
-    """(requests, errors, duration_s, [(percent, ms)]) from a slice's ``done()`` lines."""
-    m = re.search(r"^SLO_WRK (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
-    if not m:
-        raise ValueError(f"no SLO_WRK line in wrk's output: {out[-500:]!r}")
-    n = [int(x) for x in m.groups()]
-    quantiles = [
-        (float(p), int(us) / 1000.0) for p, us in re.findall(r"^SLO_Q (\S+) (\d+)$", out, re.M)
-    ]
-    return n[0], sum(n[2:]), n[1] / 1e6, quantiles
-
-
-def run_slice(
-    port: int, script: Path, seconds: float, connections: int, nice: int = 10
-) -> SliceStats:
-    """One wrk run; times are ``time.perf_counter()`` values (made relative later)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [
-            "nice", "-n", str(nice), "wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s",
-            "--timeout", "5s", "-s", str(script), f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 30,
-        check=False,
-    )  # fmt: skip
-    t1 = time.perf_counter()
-    requests, errors, duration, quantiles = parse_done(proc.stdout)
-    return SliceStats(t0, t1, requests, errors, duration, quantiles)
-
-
-class ReadLoad(threading.Thread):
-    """wrk slices against one port, back to back, until ``stop``."""
-
-    def __init__(
-        self, port: int, script: Path, connections: int, slice_s: float = 1.0, nice: int = 10
-    ) -> None:
-        super().__init__(name="wrk-slices", daemon=True)
-        self.port, self.script, self.connections = port, script, connections
-        self.slice_s, self.nice = slice_s, nice
+    def __init__(self, url: str, paths: list[str], rate: float, max_duration_s: float) -> None:
+        super().__init__(name="open-loop-reads", daemon=True)
+        self.url, self.paths, self.rate, self.max_duration_s = url, paths, rate, max_duration_s
         self.slices: list[SliceStats] = []
         self.failures: list[str] = []
+        self.errors = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.slices.append(
-                    run_slice(self.port, self.script, self.slice_s, self.connections, self.nice)
-                )
-            except (ValueError, subprocess.SubprocessError, OSError) as exc:
-                self.failures.append(str(exc)[:300])
-                time.sleep(0.2)
+        import signal
+        import tempfile
+
+        import numpy as np
+
+        with tempfile.TemporaryDirectory(prefix="surge-reads-") as tmp:
+            paths_file, out = Path(tmp) / "paths.txt", Path(tmp) / "samples.npy"
+            paths_file.write_text("\n".join(self.paths))
+            proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "bench.open_loop", "--url", self.url, "--paths",
+                    str(paths_file), "--rate", str(self.rate), "--duration",
+                    str(self.max_duration_s), "--out", str(out),
+                ],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            while proc.poll() is None and not self.stop.wait(0.5):
+                pass
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=60)
+            if proc.returncode != 0 or not out.exists():
+                self.failures.append(f"open-loop generator failed: {stderr[-300:]}")
+                return
+            self.errors = int(json.loads(stdout.strip().splitlines()[-1])["errors"])
+            rows = np.load(out)
+        offset = time.time() - time.perf_counter()  # wall -> this process's perf_counter
+        self.slices = slices_of(rows[:, 0] - offset, rows[:, 1])
+
+
+def slices_of(due: Any, latency_ms: Any, width_s: float = 1.0) -> list[SliceStats]:
+    """One-second slices of raw samples (by due time): rate and every latency in each."""
+    import numpy as np
+
+    if len(due) == 0:
+        return []
+    start = float(np.min(due))
+    bins = ((due - start) // width_s).astype(int)
+    out = []
+    for b in range(int(bins.max()) + 1):
+        lat = latency_ms[bins == b]
+        t0 = start + b * width_s
+        out.append(SliceStats(t0, t0 + width_s, int(len(lat)), 0, width_s, latencies_ms=lat))
+    return out
 
 
 def group_lag(client: redis.Redis, stream: str, group: str) -> int | None:
@@ -219,7 +155,11 @@ def gateway_client(port: int) -> GatewaySink:
 
 
 class ReadClient:
-    """GET /recommendations of the read API over one keep-alive connection."""
+    """GET /recommendations of the read API over one keep-alive connection.
+
+    WHY the standard library's client, not httpx: the probes time the read leg of click ->
+    list, and a bare ``http.client`` request adds the least of its own to what is measured
+    (httpx costs a few hundred microseconds more per request on this machine)."""
 
     def __init__(self, port: int) -> None:
         self.port = port

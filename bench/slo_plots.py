@@ -89,7 +89,7 @@ def plot(run: SloRun, out_dir: Path) -> dict[str, str]:
     ax.set_yscale("log")
     ax.set_xlabel("seconds since the surge started")
     ax.set_ylabel("read latency, ms (log)")
-    ax.set_title(f"Read API latency through the surge ({run.connections} connections)")
+    ax.set_title("Read API latency through the surge (open loop, from due times)")
     twin = _events_axis(ax, secs)
     _finish(fig, [ax, twin], out_dir / "latency.png")
     plt.close(fig)
@@ -97,7 +97,7 @@ def plot(run: SloRun, out_dir: Path) -> dict[str, str]:
 
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
     _stage_bands(ax, run.stages)
-    ax.plot(mid, [s.rps for s in run.slices], color="tab:blue", label="read rps (wrk)")
+    ax.plot(mid, [s.rps for s in run.slices], color="tab:blue", label="read rps (open loop)")
     ax.plot(
         [r["t"] for r in secs],
         [r["server_rps"] for r in secs],

@@ -19,13 +19,17 @@ Timestamps are ``time.perf_counter()``; ``results`` hold one ``Result`` per prob
 probe never seen is told apart at the end (``ClickProbes.classify``): when the scorer has
 already processed its rescore signal, it recomputed a list identical to the cached one and
 by design rewrote nothing (``unchanged``: no latency to report); otherwise it was slow.
+
+Why one module of ~450 lines: both freshness probes (click -> list, sold-out -> gone) share
+the polling, timing and trace reading.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import random
-import re
 import threading
 import time
 from collections.abc import Sequence
@@ -36,15 +40,13 @@ import redis
 
 from bench.slo_load import ReadClient, gateway_client
 from flashrec.events import CatalogEvent, StorefrontEvent
+from flashrec.scoring import trace
 from flashrec.serving import cache, keys
 
-_COMPUTED_AT = re.compile(rb'"computed_at":(\d+)')
 POLL_S = 0.005
 
 
-def computed_at(raw: bytes | None) -> int:
-    m = _COMPUTED_AT.search(raw) if raw else None
-    return int(m.group(1)) if m else 0
+computed_at = cache.computed_at_of
 
 
 def probe_event(event_id: str, event_type: str, user: str, item: str) -> StorefrontEvent:
@@ -92,6 +94,8 @@ class Result:
     ref: str  # the probe shopper (click) or item (sold-out)
     wall_ms: int  # epoch ms at acceptance (to find its rescore signal)
     outcome: str = "seen"  # "seen" | "unseen" | "unchanged" | "superseded"
+    #: click probes: ms per leg of the path (``flashrec.scoring.trace``, plus the gateway)
+    legs: dict[str, float] | None = None
 
 
 def _wall_ms() -> int:
@@ -192,6 +196,7 @@ class ClickProbes(_Prober):
         self.rng = random.Random(seed)
         self.seen: dict[str, set[str]] = {u: set() for u in self.users}
         self.pending: dict[str, tuple[float, int, int]] = {}  # user -> (at, baseline, wall)
+        self.gateway_ms: dict[str, float] = {}  # user -> the last probe's POST round trip
         self._next = 0
 
     def key(self, user: str) -> str:
@@ -218,12 +223,14 @@ class ClickProbes(_Prober):
         item = self.rng.choice(fresh or self.items)
         self.seen[user].add(item)
         event = probe_event(f"{user}-click-{self.rng.getrandbits(48):x}", "click", user, item)
+        sent = time.perf_counter()
         verdict = self.gateway.post([event.to_json()])
         accepted_at, wall = time.perf_counter(), _wall_ms()
         if verdict.get("accepted") != 1:
             raise RuntimeError(f"probe click not accepted: {str(verdict)[:200]}")
         with self.lock:
             self.pending[user] = (accepted_at, baseline, wall)
+            self.gateway_ms[user] = (accepted_at - sent) * 1000
 
     def poll_once(self) -> None:
         with self.lock:
@@ -231,13 +238,17 @@ class ClickProbes(_Prober):
         if not users:
             return
         raws = self.client.mget([self.key(u) for u in users])
-        seen = time.perf_counter()
+        seen, seen_wall = time.perf_counter(), _wall_ms()
         with self.lock:
             for user, raw in zip(users, raws, strict=True):
                 at, baseline, wall = self.pending.get(user, (0.0, 0, 0))
                 if at and computed_at(raw) > baseline:
                     del self.pending[user]
-                    self.results.append(Result(at, (seen - at) * 1000, user, wall))
+                    cached = cache.decode_list(raw)
+                    legs = {"gateway": self.gateway_ms.get(user, math.nan)}
+                    if cached is not None and cached.trace:
+                        legs.update(trace.legs(cached.trace, seen_wall))
+                    self.results.append(Result(at, (seen - at) * 1000, user, wall, legs=legs))
 
     def _expire(self) -> None:
         now = time.perf_counter()
@@ -289,6 +300,10 @@ class ClickProbes(_Prober):
 def _id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+#: A sold-out probe is superseded only by a restock (stock > 0) this soon after it.
+SUPERSEDE_WINDOW_S = 2.0
 
 
 class SoldOutProbes(_Prober):
@@ -404,26 +419,35 @@ class SoldOutProbes(_Prober):
         for c in (self.gateway, self.restock_gateway, self.sender_reads, self.poller_reads):
             c.close()
 
-    def classify(self) -> int:
-        """Mark unseen probes whose item another producer restocked after our stock-out as
-        ``superseded``; returns how many. Call after ``finish``.
+    def classify(self, window_s: float = SUPERSEDE_WINDOW_S) -> int:
+        """Mark unseen probes ``superseded`` when another producer's ``stock_change`` set
+        the item's stock *above zero* within ``window_s`` after our stock-out; returns how
+        many. Call after ``finish``.
 
-        WHY: the simulator also sells items outside the sale, and a purchase's
-        ``stock_change`` right after ours (seen: 18 ms later) legitimately puts the item
-        back in stock: the probe has nothing left to measure, it is not a lost sold-out.
+        WHY: the simulator also restocks items, and a restock right after ours (seen: 18 ms
+        later) legitimately puts the item back: the probe has nothing left to measure. Any
+        later or non-restocking change does not count: such a probe stays unseen.
         """
         n = 0
         for k, r in enumerate(self.results):
-            if r.outcome == "unseen" and self._restocked_by_others(r.ref, r.wall_ms):
+            if r.outcome == "unseen" and self._restocked_by_others(r.ref, r.wall_ms, window_s):
                 self.results[k] = dataclasses.replace(r, outcome="superseded")
                 n += 1
         return n
 
-    def _restocked_by_others(self, item: str, wall_ms: int) -> bool:
-        needle = f'"item_id":"{item}"'
-        for _, fields in self.client.xrange(self.events_stream, min=f"{wall_ms}-0"):
+    def _restocked_by_others(self, item: str, wall_ms: int, window_s: float) -> bool:
+        end = f"{wall_ms + int(window_s * 1000)}-0"
+        for _, fields in self.client.xrange(self.events_stream, min=f"{wall_ms}-0", max=end):
             raw = fields.get(b"payload") or fields.get("payload") or b""
-            text = raw.decode() if isinstance(raw, bytes) else raw
-            if needle in text and '"stock_change"' in text and '"slo-stock-' not in text:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if (
+                event.get("item_id") == item
+                and event.get("event_type") == "stock_change"
+                and not str(event.get("event_id", "")).startswith("slo-stock-")
+                and int(event.get("stock_level") or 0) > 0
+            ):
                 return True
         return False

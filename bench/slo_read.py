@@ -3,13 +3,18 @@
 WHY side by side in one run: on a shared 2-core machine absolute figures drift with other
 jobs; the ratio of the two, taken minutes apart with the same data, is what says how much
 BentoML costs. Steps: seed Redis (database 14 by default, never 0) with lists for N
-shoppers, start both servers on free loopback ports, run wrk (bounded) against each with
-a mix of known and anonymous shoppers, print client-side p50/p99 and rps, server-side
-p50/p99 from /metrics, the core count and the load average, then one summary line:
+shoppers, start both servers on free loopback ports, then measure both the same way,
+*open loop* (``bench.read_sweep``: requests leave at a fixed offered rate and latency is
+counted from each request's due time, so a slow answer cannot hide the requests queued
+behind it): offered rates rising to saturation for each, then both at an offered rate of
+half the bare ceiling's saturation throughput, where the headline p99 is taken (raw
+samples, every request). Also printed: server-side p50/p99 from /metrics (the read API's
+admin port), CPU per request, the core count and the load average; the last line is
 
-    slo_read cores=<c> read_p99_ms=<x> read_rps=<r> baseline_rps=<a> errors=<e>
+    slo_read cores=<c> read_p99_ms=<x> read_offered_rps=<o> read_sat_rps=<r>
+        baseline_sat_rps=<a> errors=<e>
 
-    python -m bench.slo_read [--duration 15] [--connections 16] [--shoppers 5000]
+    python -m bench.slo_read [--duration 15] [--stage-duration 6] [--shoppers 5000]
         [--with-default] [--rounds 1]
 """
 
@@ -19,7 +24,6 @@ import argparse
 import http.client
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -28,12 +32,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import redis
 
+from bench import read_sweep, stats
+from bench.stats import histogram_quantile
 from flashrec.serving import cache, keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,71 +91,6 @@ def seed(url: str, shoppers: int, items: int = 2000, list_len: int = 50, seed_: 
     r.close()
 
 
-WRK_LUA = """
-local n = 0
-local shoppers = {shoppers}
-local devices = {{"desktop", "mobile", "tablet", "app"}}
-request = function()
-  n = n + 1
-  local path
-  if n % 5 == 0 then
-    path = "/recommendations?session_id=anon" .. n .. "&device=" .. devices[n % 4 + 1]
-      .. "&referrer=search&k=20"
-  else
-    path = "/recommendations?user_id=" .. ((n * 7919) % shoppers) .. "&k=20"
-  end
-  return wrk.format("GET", path)
-end
-"""
-
-
-@dataclass
-class WrkResult:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    requests: int
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
-def run_wrk(port: int, script: Path, duration: int, connections: int, nice: int = 10) -> WrkResult:
-    out = subprocess.run(
-        [
-            "nice",
-            "-n",
-            str(nice),
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}/",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=duration + 30,
-        check=True,
-    ).stdout
-    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if sock:
-        errors += sum(int(x) for x in sock.groups())
-    return WrkResult(rps, _ms(pct.get("50", "nan")), _ms(pct.get("99", "nan")), errors, reqs)
-
-
 def metrics_text(port: int) -> str:
     """The server's /metrics exposition ("" when it has none, e.g. the bare baseline)."""
     try:
@@ -161,31 +101,12 @@ def metrics_text(port: int) -> str:
 
 
 def parse_histogram(text: str, name: str = "flashrec_read_latency_seconds") -> dict[float, float]:
-    """Cumulative bucket counts {le: count} of an unlabelled histogram in an exposition."""
-    out: dict[float, float] = {}
-    for le, v in re.findall(rf'^{name}_bucket{{le="([^"]+)"}} ([\d.e+]+)', text, re.M):
-        out[float(le)] = out.get(float(le), 0.0) + float(v)
-    return out
+    """Cumulative bucket counts {le: count} of the read latency histogram in an exposition."""
+    return stats.histogram_buckets(text, name)
 
 
 def histogram(port: int, name: str = "flashrec_read_latency_seconds") -> dict[float, float]:
     return parse_histogram(metrics_text(port), name)
-
-
-def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
-    """Quantile (ms) of the observations between two scrapes, interpolated in buckets."""
-    les = sorted(after)
-    counts = [after[le] - before.get(le, 0.0) for le in les]
-    if not counts or counts[-1] <= 0:
-        return float("nan")
-    target, prev_le, prev_c = q * counts[-1], 0.0, 0.0
-    for le, c in zip(les, counts, strict=True):
-        if c >= target:
-            if le == float("inf"):
-                return prev_le * 1000
-            return (prev_le + (le - prev_le) * (target - prev_c) / max(c - prev_c, 1e-9)) * 1000
-        prev_le, prev_c = le, c
-    return float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -243,17 +164,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def shopper_refs(shoppers: int) -> list[str]:
+    """The seeded shoppers, as the read API names them."""
+    return [f"u:{u}" for u in range(shoppers)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    ap.add_argument("--duration", type=int, default=15)
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--duration", type=int, default=15, help="seconds of the headline stage")
+    ap.add_argument("--stage-duration", type=float, default=6.0, help="seconds per sweep stage")
     ap.add_argument("--shoppers", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1, help="worker processes, both servers")
-    ap.add_argument(
-        "--nice", type=int, default=10, help="niceness of wrk (10 on a machine others share)"
-    )
     ap.add_argument("--with-default", action="store_true", help="also BentoML defaults")
     ap.add_argument(
         "--variant",
@@ -266,8 +189,6 @@ def main() -> int:
     args = ap.parse_args()
     if args.redis_url.rstrip("/").endswith("/0"):
         raise SystemExit("refusing to seed Redis database 0")
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk not found: apt-get install wrk")
 
     tmp = Path(tempfile.mkdtemp(prefix="slo_read-"))
     env = {
@@ -279,8 +200,7 @@ def main() -> int:
     }
     load0 = os.getloadavg()[0]
     seed(args.redis_url, args.shoppers)
-    script = tmp / "mix.lua"
-    script.write_text(WRK_LUA.format(shoppers=args.shoppers))
+    paths = read_sweep.read_paths(shopper_refs(args.shoppers))
     targets: dict[str, tuple[str, str] | None] = {
         "bare_asgi": None,
         "bentoml": ("bentos.read_api:ReadAPI", ""),
@@ -290,62 +210,38 @@ def main() -> int:
     for spec in args.variant:
         name, _, options = spec.partition("=")
         targets[name] = ("bentos.read_api:ReadAPIDefault", options)
-    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    results: dict[str, list[tuple[WrkResult, float, float, float]]] = {n: [] for n in targets}
+    procs: dict[str, tuple[subprocess.Popen[bytes], int, int]] = {}
+    sweeps: dict[str, tuple[list[read_sweep.Stage], float]] = {}
+    headline: dict[str, list[tuple[read_sweep.Stage, float, float, float]]] = {
+        n: [] for n in targets
+    }
     try:
         for name, svc in targets.items():
-            for _attempt in range(3):
-                port = free_port()
-                # Own BENTOML_HOME each: a starting server empties its metrics directory.
-                proc_env = {**env, "BENTOML_HOME": str(tmp / f"bentoml-{name}")}
-                if svc is None:
-                    cmd = [
-                        PY,
-                        "-m",
-                        "bench.bare_asgi",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        str(args.workers),
-                    ]
-                else:
-                    cmd = [
-                        PY,
-                        "-m",
-                        "bentoml",
-                        "serve",
-                        svc[0],
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ]
-                    service = svc[0].rsplit(":", 1)[1]
-                    in_config = {"ReadAPI": "flashrec_read"}.get(service, "flashrec_read_default")
-                    options = [f"services.{in_config}.workers={args.workers}"]
-                    if svc[1]:
-                        options.append(svc[1])
-                    proc_env["BENTOML_CONFIG_OPTIONS"] = " ".join(options)
-                proc = start(cmd, proc_env, tmp / f"{name}.log")
-                if wait_ready(proc, port, "/recommendations?user_id=1"):
-                    procs[name] = (proc, port)
-                    break
-                stop(proc)
-            else:
-                raise RuntimeError(f"{name} did not start: {(tmp / f'{name}.log').read_text()}")
-        for _, port in procs.values():
-            run_wrk(port, script, 2, args.connections)  # warm-up
+            procs[name] = start_server(name, svc, env, tmp, args.workers)
+        for _proc, port, _metrics in procs.values():
+            read_sweep.stage(f"http://127.0.0.1:{port}", paths, 300, 2)  # warm-up
+        for name, (_, port, _) in procs.items():
+            print(f"  {name}: open-loop sweep to saturation", flush=True)
+            sweeps[name] = read_sweep.saturate(
+                f"http://127.0.0.1:{port}", paths, args.stage_duration
+            )
+        offered = round(sweeps["bare_asgi"][1] / 2)
         for _ in range(args.rounds):
-            for name, (proc, port) in procs.items():
-                before, cpu0 = histogram(port), cpu_seconds(proc.pid)
-                res = run_wrk(port, script, args.duration, args.connections, args.nice)
-                cpu_us = (cpu_seconds(proc.pid) - cpu0) / max(res.requests, 1) * 1e6
-                after = histogram(port)
-                results[name].append(
-                    (res, quantile(before, after, 0.5), quantile(before, after, 0.99), cpu_us)
+            for name, (proc, port, metrics_port) in procs.items():
+                before, cpu0 = histogram(metrics_port), cpu_seconds(proc.pid)
+                st = read_sweep.stage(f"http://127.0.0.1:{port}", paths, offered, args.duration)
+                cpu_us = (cpu_seconds(proc.pid) - cpu0) / max(st.completed, 1) * 1e6
+                after = histogram(metrics_port)
+                headline[name].append(
+                    (
+                        st,
+                        histogram_quantile(before, after, 0.5),
+                        histogram_quantile(before, after, 0.99),
+                        cpu_us,
+                    )
                 )
     finally:
-        for proc, _ in procs.values():
+        for proc, _, _ in procs.values():
             stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -353,35 +249,70 @@ def main() -> int:
     load = os.getloadavg()
     print(
         f"cores={cores} load_avg={load[0]:.2f},{load[1]:.2f},{load[2]:.2f} "
-        f"connections={args.connections} duration={args.duration}s shoppers={args.shoppers} "
-        f"workers={args.workers} wrk_nice={args.nice} load_at_start={load0:.2f}"
+        f"offered={offered}/s (half the bare saturation) duration={args.duration}s "
+        f"shoppers={args.shoppers} workers={args.workers} load_at_start={load0:.2f}"
     )
+    print(f"{'server':<16}{'saturation rps':>15}")
+    for name, (_, sat) in sweeps.items():
+        print(f"{name:<16}{sat:>15.0f}")
     print(
-        f"{'server':<16}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv p50':>9}{'srv p99':>9}"
-        f"{'cpu us/req':>11}{'errors':>8}"
+        f"{'server':<16}{'offered':>8}{'achieved':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99.9':>9}"
+        f"{'srv p50':>9}{'srv p99':>9}{'cpu us/req':>11}{'errors':>8}"
     )
-    best: dict[str, tuple[WrkResult, float, float, float]] = {}
-    for name, runs in results.items():
-        for res, sp50, sp99, cpu in runs:
+    best: dict[str, tuple[read_sweep.Stage, float, float, float]] = {}
+    for name, runs in headline.items():
+        for st, sp50, sp99, cpu in runs:
             print(
-                f"{name:<16}{res.rps:>9.0f}{res.p50_ms:>9.2f}{res.p99_ms:>9.2f}"
-                f"{sp50:>9.2f}{sp99:>9.2f}{cpu:>11.0f}{res.errors:>8}"
+                f"{name:<16}{st.offered_rps:>8.0f}{st.achieved_rps:>9.0f}{st.p50_ms:>9.2f}"
+                f"{st.p99_ms:>9.2f}{st.p999_ms:>9.2f}{sp50:>9.2f}{sp99:>9.2f}{cpu:>11.0f}"
+                f"{st.errors:>8}"
             )
-        best[name] = sorted(runs, key=lambda r: r[0].rps)[len(runs) // 2]  # median by rps
+        best[name] = sorted(runs, key=lambda r: r[0].p99_ms)[len(runs) // 2]  # median p99
     read, base = best["bentoml"], best["bare_asgi"]
+    read_sat, base_sat = sweeps["bentoml"][1], sweeps["bare_asgi"][1]
     print(
-        f"bentoml/bare: rps ratio {read[0].rps / base[0].rps:.2f}, "
-        f"cpu-per-request ratio {base[3] / read[3]:.2f} (capacity share on equal CPU)"
+        f"bentoml/bare: saturation ratio {read_sat / base_sat:.2f}, cpu-per-request ratio "
+        f"{base[3] / read[3]:.2f} (capacity share on equal CPU)"
     )
-    read = read[0]
-    base = base[0]
-    # errors of the read API under test (the baselines' own failures are in the table)
-    errors = sum(r.errors for r, *_ in results["bentoml"])
+    errors = sum(st.errors for st, *_ in headline["bentoml"]) + sum(
+        s.errors for s in sweeps["bentoml"][0]
+    )
     print(
-        f"slo_read cores={cores} read_p99_ms={read.p99_ms:.2f} read_rps={read.rps:.0f} "
-        f"baseline_rps={base.rps:.0f} errors={errors}"
+        f"slo_read cores={cores} read_p99_ms={read[0].p99_ms:.2f} read_offered_rps={offered} "
+        f"read_sat_rps={read_sat:.0f} baseline_sat_rps={base_sat:.0f} errors={errors}"
     )
     return 0
+
+
+def start_server(
+    name: str, svc: tuple[str, str] | None, env: dict[str, str], tmp: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """The bare app (``svc`` None) or a BentoML read service on free ports; ready or raise."""
+    for _attempt in range(3):
+        port = free_port()
+        # /metrics is on the admin port (the bare app has none: "" -> nan).
+        metrics_port = port if svc is None else free_port()
+        # Own BENTOML_HOME each: a starting server empties its metrics directory.
+        proc_env = {
+            **env,
+            "BENTOML_HOME": str(tmp / f"bentoml-{name}"),
+            "FLASHREC_READ_API_ADMIN_PORT": str(metrics_port),
+        }
+        if svc is None:
+            cmd = [PY, "-m", "bench.bare_asgi", "--port", str(port), "--workers", str(workers)]
+        else:
+            cmd = [PY, "-m", "bentoml", "serve", svc[0], "--host", "127.0.0.1", "--port", str(port)]
+            service = svc[0].rsplit(":", 1)[1]
+            in_config = {"ReadAPI": "flashrec_read"}.get(service, "flashrec_read_default")
+            options = [f"services.{in_config}.workers={workers}"]
+            if svc[1]:
+                options.append(svc[1])
+            proc_env["BENTOML_CONFIG_OPTIONS"] = " ".join(options)
+        proc = start(cmd, proc_env, tmp / f"{name}.log")
+        if wait_ready(proc, port, "/recommendations?user_id=1"):
+            return proc, port, metrics_port
+        stop(proc)
+    raise RuntimeError(f"{name} did not start: {(tmp / f'{name}.log').read_text()}")
 
 
 if __name__ == "__main__":

@@ -2,22 +2,23 @@
 
 WHY its own environment: the benchmark flushes and fills a Redis database (13 by default)
 and runs every component on free loopback ports with a work folder of its own
-(``var/bench/slo/work``: pidfiles, logs, Feast registry, Flink checkpoints, BentoML
-homes), so it never touches the database, ports or model store of a ``make up`` stack.
+(``var/bench/slo/work``: its own supervisord, logs, Feast registry, Flink checkpoints,
+BentoML homes), so it never touches the database, ports or model store of a ``make up``
+stack.
 
 Components are the ones ``orchestration.stack`` defines (same commands, health URLs,
-pidfiles and logs), started with its ``start``; independent ones start together, which
-roughly halves the start-up on two cores. Dagster is left out unless asked for: it is the
-offline orchestrator, not on the path of an event or a read. Stopping always ends the
-whole process group of every component (the Flink JVM included) and is safe to call
-twice, from ``finally`` after an error or Ctrl-C.
+supervision and logs), started with its ``start``; independent ones start together, which
+roughly halves the start-up on two cores. A component that crashes (or that a fault run
+kills) is restarted by the work folder's supervisord, as under ``make up``. Dagster is
+left out unless asked for: it is the offline orchestrator, not on the path of an event or
+a read. Stopping ends every component's process group (the Flink JVM included) and the
+supervisord, and is safe to call twice, from ``finally`` after an error or Ctrl-C.
 
     python -m bench.slo_stack apply-feast    # (internal) register the Feast views once
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -44,13 +45,23 @@ def redis_db_url(redis_url: str, db: int) -> str:
 
 
 def environment(work: Path, redis_url: str) -> dict[str, str]:
-    """Variables for every component (and this process): free ports, own folders."""
-    ports = {name: free_port() for name in ("gateway", "read_api", "model_service")}
+    """Variables for every component (and this process): free ports (metrics ports
+    included, so a ``make up`` stack's are never taken), own folders."""
+    names = ("gateway", "read_api", "model_service", "gateway_admin", "read_api_admin")
+    ports = {name: free_port() for name in names}
+    metrics = (
+        "MODEL_SERVICE_ADMIN", "SCORER_METRICS", "ATTRIBUTION_METRICS", "FLINK_METRICS",
+        "PROMETHEUS",
+    )  # fmt: skip
     return {
+        **{f"FLASHREC_{name}_PORT": str(free_port()) for name in metrics},
+        "FLASHREC_FLINK_REPORTER_PORT": "0",  # Flink's own reporter: not read here
         "REDIS_URL": redis_url,
         "FLASHREC_VAR_DIR": str(work),
         "FLASHREC_GATEWAY_PORT": str(ports["gateway"]),
         "FLASHREC_READ_API_PORT": str(ports["read_api"]),
+        "FLASHREC_GATEWAY_ADMIN_PORT": str(ports["gateway_admin"]),
+        "FLASHREC_READ_API_ADMIN_PORT": str(ports["read_api_admin"]),
         "FLASHREC_MODEL_SERVICE_PORT": str(ports["model_service"]),
         "FLASHREC_MODEL_SERVICE_URL": f"http://127.0.0.1:{ports['model_service']}",
         "FLASHREC_DAGSTER_PORT": str(free_port()),
@@ -94,10 +105,17 @@ def apply_feast() -> None:
 class Stack:
     """Starts the serving components of ``settings`` and stops every one it started."""
 
-    def __init__(self, settings: Settings, *, with_dagster: bool = False, log=print) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        with_dagster: bool = False,
+        extra: tuple[str, ...] = (),
+        log=print,
+    ) -> None:
         self.settings = settings
         self.log = log
-        names = (*SERVING, "dagster") if with_dagster else SERVING
+        names = (*SERVING, *extra, *(("dagster",) if with_dagster else ()))
         self.components = {c.name: c for c in stack.components(settings) if c.name in names}
         self.pids: dict[str, int] = {}
         self.errors: list[str] = []
@@ -132,13 +150,18 @@ class Stack:
 
     def start(self, ready: dict[str, Callable[[], None]]) -> None:
         """Start everything; ``ready[name]`` (if given) runs first in that component's
-        thread (e.g. wait for the model to be registered). Raises if any failed."""
+        thread (e.g. wait for the model to be registered). Raises if any failed.
+
+        A stack an interrupted earlier run left in this work folder is ended first.
+        """
+        stack.shutdown(self.settings)
         order = {
             # the scorer fetches the catalog from the model service at start
             "model_service": ["model_service", "scorer"],
             "read_api": ["read_api"],
             "flink_features": ["flink_features"],
             "gateway": ["gateway"],
+            "attribution": ["attribution"],
             "dagster": ["dagster"],
         }
         threads = []
@@ -168,34 +191,23 @@ class Stack:
             raise RuntimeError("stack did not start:\n  " + "\n  ".join(self.errors))
 
     def alive(self) -> dict[str, bool]:
-        """Started components whose leader still runs (a zombie counts as dead)."""
-        from flink_jobs.job_process import alive
+        """Started components with a live process now (supervisord's view: one that was
+        killed and is being restarted counts as dead until it runs again)."""
+        return {name: self.pid(name) is not None for name in self.pids}
 
-        return {name: alive(pid) for name, pid in self.pids.items()}
+    def pid(self, name: str) -> int | None:
+        """The component's current pid (it changes when supervision restarts it)."""
+        return stack._pid(self.settings, name)  # noqa: SLF001
 
     def stop(self) -> None:
-        """End every component's process group (parallel; SIGKILL after a grace period)."""
-        from flink_jobs.job_process import stop_group
-
+        """Stop every component (its whole process group) and the work folder's supervisord."""
         self._stopping.set()
-        run_dir = self.settings.var_dir / "run"
-        pids = dict(self.pids)
-        for pidfile in run_dir.glob("*.pid") if run_dir.exists() else []:
-            with contextlib.suppress(ValueError, OSError):
-                pids.setdefault(pidfile.stem, int(pidfile.read_text()))
-        results: dict[str, str] = {}
-
-        def end(name: str, pid: int) -> None:
-            results[name] = stop_group(pid, timeout_s=15.0)  # the whole group, JVM included
-            stack.stop(self.settings, name)  # pidfile bookkeeping
-
-        threads = [threading.Thread(target=end, args=item, daemon=True) for item in pids.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        if results:
-            self.log("stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(results.items())))
+        t0 = time.monotonic()
+        message = stack.shutdown(self.settings)
+        if self.pids:
+            self.log(
+                f"stopped {', '.join(sorted(self.pids))} ({message}, {time.monotonic() - t0:.0f}s)"
+            )
         self.pids.clear()
 
 

@@ -23,6 +23,9 @@ line: ``stream cores=<c> max_sustained_eps=<r> click_to_feature_p99_ms=<x>
 soldout_p99_ms=<y>``: the Flink job's highest sustained rate, and its p99s at 1,000
 events/s, the rate the targets are set at (at the highest sustained rate if 1,000 was not
 sustained or not run).
+
+Why one module of ~470 lines: one benchmark: its load generator, probes, baseline consumer
+and report share the stage loop.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import psutil
 import redis
 
 from bench.parity import bench_redis_url
+from bench.stats import percentile
 from flashrec.events import CatalogEvent, StorefrontEvent
 from flashrec.settings import Settings
 from flashrec.simulator import SimulationConfig
@@ -62,13 +66,6 @@ PROBE_TIMEOUT_S = 15.0
 #: network buffers hold seconds of events): a probe median above this means a backlog.
 BACKLOG_P50_MS = 1000.0
 TARGET_EPS = 1000  # the rate whose latencies the last line reports (the issue's target)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 @dataclass

@@ -1,1 +1,2 @@
-"""BentoML services: the event gateway (more to come: read API, model service)."""
+"""The online services: the event gateway, the read API, the model service (BentoML) and
+the background scorer process around ``flashrec.scoring``."""

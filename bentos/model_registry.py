@@ -53,12 +53,45 @@ def register(
 def find(ref: str) -> Any:
     """The store entry for ``ref``: a stage (newest with that label), a version or a tag."""
     if ref in STAGES:
-        staged = [m for m in bentoml.models.list(MODEL_NAME) if m.info.labels.get("stage") == ref]
+        try:
+            models = bentoml.models.list(MODEL_NAME)
+        except bentoml.exceptions.NotFound:  # an empty store
+            models = []
+        staged = [m for m in models if m.info.labels.get("stage") == ref]
         if not staged:
             raise LookupError(f"no {MODEL_NAME} model labelled stage={ref}")
         return max(staged, key=lambda m: m.info.creation_time)
     tag = ref if ":" in ref else f"{MODEL_NAME}:{ref}"
     return bentoml.models.get(tag)
+
+
+def stage_versions() -> dict[str, str]:
+    """``{stage: model_version}`` of the newest model carrying each stage label."""
+    out = {}
+    for stage in STAGES:
+        try:
+            out[stage] = str(find(stage).info.metadata["model_version"])
+        except LookupError:
+            continue
+    return out
+
+
+def serving_champion(redis_url: str) -> CatalogModel | None:
+    """The model serving as champion now: the version the rollout pins in Redis, else the
+    store's champion label; None before the first model."""
+    import redis
+
+    from flashrec.adaptivity.rollout_store import read_state
+
+    try:
+        state = read_state(redis.Redis.from_url(redis_url, socket_timeout=5))
+    except redis.RedisError:
+        state = None
+    version = state.champion_version if state and state.champion_version else "champion"
+    try:
+        return load(version)
+    except Exception:  # noqa: BLE001 - no store yet, or no champion: nothing to compare with
+        return None
 
 
 def promote(version: str) -> str:

@@ -13,8 +13,10 @@ one knob at a time on the defaults): defaults 1474 us, metrics off 1334, access 
 - ``logging.access.enabled: false``: the access-log middleware formats a line per request.
 - ``metrics.enabled: false``: BentoML's traffic-metrics middleware does three labelled
   multiprocess metric updates per request (skip_paths only skips one of them). We record
-  our own, cheaper metrics (``read_metrics``) and serve /metrics from the mounted app with
-  prometheus_client's multiprocess collector over the directory BentoML gives each worker.
+  our own, cheaper metrics (``read_metrics``) and serve /metrics on the admin surface
+  (``admin``: its own port, optionally a token) with prometheus_client's multiprocess
+  collector over the directory BentoML gives each worker. /ab/stats is there too: the
+  storefront's port answers /recommendations and its schema only.
 - ``traffic.timeout``: cannot be switched off (must be > 0); 5 s is only a backstop, the
   Redis read has its own 100 ms bound and a degraded answer.
 
@@ -29,44 +31,93 @@ benchmark. The model is never called here: lists come from Redis, written by the
 
 from __future__ import annotations
 
+import functools
+
 import bentoml
 
+from bentos.admin import (
+    AdminConfig,
+    AdminServer,
+    Answer,
+    is_first_worker,
+    json_answer,
+    metrics,
+)
 from bentos.read_asgi import make_app
 from bentos.read_core import ReadPath, ServingConfig
-from bentos.read_metrics import ReadMetrics, exposition
+from bentos.read_metrics import ReadMetrics
 from flashrec.serving.cache import read_ab_stats
 from flashrec.settings import Settings
 
 HOT_PATHS = ["/recommendations"]
 
-_config = ServingConfig.from_settings(Settings.from_env())
-_read_path = ReadPath(_config)
-_metrics: list[ReadMetrics] = []
 
-
-def _stats() -> dict[str, object]:
+def ab_stats(redis_url: str) -> Answer:
+    """GET /ab/stats (admin): 503 with the reason when Redis cannot answer, never a 500."""
     import redis
 
-    client = redis.Redis.from_url(_config.redis_url, socket_timeout=2.0)
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
-        return read_ab_stats(client)
+        return json_answer(200, read_ab_stats(client))
+    except (redis.RedisError, OSError) as exc:
+        return json_answer(503, {"error": f"redis unavailable, no stats: {exc}"})
     finally:
         client.close()
 
 
-def _bad_request() -> None:
-    if _metrics:
-        _metrics[0].bad_request()
+class ReadWorker:
+    """What one worker process holds: the read path, its metrics and (first worker only)
+    the admin surface. Built at import, because the ASGI app is mounted at class
+    definition; the metrics and the admin port start with the worker (after fork)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config = ServingConfig.from_settings(settings)
+        self.read_path = ReadPath(self.config)
+        self.metrics: ReadMetrics | None = None
+        self.admin: AdminServer | None = None
+
+    def bad_request(self) -> None:
+        if self.metrics is not None:
+            self.metrics.bad_request()
+
+    async def start(self) -> None:
+        if self.metrics is None:
+            self.metrics = ReadMetrics()
+        self.read_path.observer = self.metrics.observe
+        if self.admin is None and is_first_worker():
+            self.admin = AdminServer(
+                "read_api",
+                AdminConfig.for_service(self.settings, "read_api"),
+                {
+                    "/metrics": metrics,
+                    "/ab/stats": functools.partial(ab_stats, self.config.redis_url),
+                },
+            )
+            self.admin.start()
+        await self.read_path.start()
+
+    async def stop(self) -> None:
+        if self.admin is not None:
+            self.admin.stop()
+            self.admin = None
+        await self.read_path.stop()
 
 
-app = make_app(_read_path, stats=_stats, on_bad_request=_bad_request, metrics=exposition)
+worker = ReadWorker(Settings.from_env())
+app = make_app(worker.read_path, on_bad_request=worker.bad_request)
 
 
-async def _start() -> None:
-    if not _metrics:
-        _metrics.append(ReadMetrics())
-    _read_path.observer = _metrics[0].observe
-    await _read_path.start()
+class _Lifecycle:
+    """Both services run the same worker (BentoML finds inherited hooks)."""
+
+    @bentoml.on_startup
+    async def start(self) -> None:
+        await worker.start()
+
+    @bentoml.on_shutdown
+    async def stop(self) -> None:
+        await worker.stop()
 
 
 @bentoml.service(
@@ -78,27 +129,14 @@ async def _start() -> None:
     tracing={"excluded_urls": HOT_PATHS},
 )
 @bentoml.asgi_app(app, path="/")
-class ReadAPI:
+class ReadAPI(_Lifecycle):
     """Storefront recommendations from the Redis cache (tuned BentoML configuration)."""
 
-    @bentoml.on_startup
-    async def start(self) -> None:
-        await _start()
-
-    @bentoml.on_shutdown
-    async def stop(self) -> None:
-        await _read_path.stop()
+    async def __is_ready__(self) -> bool:  # GET /readyz: Redis answers (liveness: /livez)
+        return await worker.read_path.redis_ok()
 
 
 @bentoml.service(name="flashrec_read_default", workers=1)
 @bentoml.asgi_app(app, path="/")
-class ReadAPIDefault:
+class ReadAPIDefault(_Lifecycle):
     """Same app under BentoML's default configuration (benchmark baseline only)."""
-
-    @bentoml.on_startup
-    async def start(self) -> None:
-        await _start()
-
-    @bentoml.on_shutdown
-    async def stop(self) -> None:
-        await _read_path.stop()

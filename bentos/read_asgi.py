@@ -8,7 +8,6 @@ mounted in the BentoML service (``read_api.py``) and served bare by ``bench/bare
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,15 +42,20 @@ def _error(message: str) -> bytes:
 def make_app(
     read_path: ReadPath,
     *,
-    stats: Callable[[], dict[str, Any]] | None = None,
     on_bad_request: Callable[[], None] | None = None,
-    metrics: Callable[[], tuple[bytes, bytes]] | None = None,
     handle_lifespan: bool = False,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """The ASGI callable. ``stats`` backs GET /ab/stats (run in a thread: it is blocking
-    redis-py and not on the hot path). ``metrics`` returns (body, content type) for
-    GET /metrics when BentoML's own endpoint is switched off. ``handle_lifespan`` is for
-    serving it bare; under BentoML the service's startup hook starts ``read_path``."""
+    """The ASGI callable: GET /recommendations and its schema, nothing else (stats and
+    metrics are on the admin surface, see ``admin``). ``handle_lifespan`` is for serving it
+    bare; under BentoML the service's startup hook starts ``read_path``.
+
+    Every request gets a response: an unexpected error still answers (an ASGI app that
+    returns without one leaves a keep-alive client waiting until it gives up)."""
+
+    def bad_request(message: str) -> bytes:
+        if on_bad_request is not None:
+            on_bad_request()
+        return _error(message)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -77,25 +81,27 @@ def make_app(
             try:
                 query = parse_query(scope["query_string"])
             except BadRequest as exc:
-                if on_bad_request is not None:
-                    on_bad_request()
-                await _send(send, 400, _error(str(exc)))
+                await _send(send, 400, bad_request(str(exc)))
+                return
+            except Exception as exc:  # a validator gap on client input: still the client's 4xx
+                log.exception("query not parsed: %r", scope["query_string"][:200])
+                await _send(send, 400, bad_request(f"malformed query ({type(exc).__name__})"))
                 return
             rid = None
             for name, value in scope["headers"]:
                 if name == b"x-request-id":
                     rid = value.decode("latin-1")[:64]
                     break
-            await _send(send, 200, await read_path.answer(query, rid))
-        elif path == "/ab/stats" and stats is not None:
-            body = orjson.dumps(await asyncio.to_thread(stats))
+            try:
+                body = await read_path.answer(query, rid)
+            except Exception:  # answer() degrades on Redis trouble; anything else is a bug
+                log.exception("answer failed")
+                await _send(send, 500, _error("internal error while building the answer"))
+                return
             await _send(send, 200, body)
-        elif path == "/metrics" and metrics is not None:
-            body, content_type = metrics()
-            await _send(send, 200, body, content_type)
         elif path == "/openapi/read.json":
             await _send(send, 200, _OPENAPI_BYTES)
         else:
-            await _send(send, 404, _error(f"no route {path}"))
+            await _send(send, 404, _error(f"no route {path[:100]}"))
 
     return app

@@ -4,6 +4,9 @@ WHY framework-free: the same object serves the BentoML service (``read_api.py``)
 bare-ASGI baseline (``bench/bare_asgi.py``), so a benchmark of the two measures only the
 framework's overhead. Imports: stdlib, orjson, redis-py and ``flashrec.serving`` (no
 training, Spark, Flink or model code: the read path never runs a model).
+
+Why one module of ~460 lines: the whole request path (Lua round trip, fallback chain, A/B,
+impressions) in one place on purpose: it is the latency-critical code, read top to bottom.
 """
 
 from __future__ import annotations
@@ -24,15 +27,20 @@ from redis.exceptions import RedisError
 
 from bentos.read_query import Query
 from flashrec.serving import keys
-from flashrec.serving.cache import decode_list, impression_fields, parse_ab_config
+from flashrec.serving.cache import (
+    LIST_FORMAT_LUA,
+    decode_list,
+    impression_fields,
+    parse_ab_config,
+)
 from flashrec.serving.policy import Decision, Impression, assign_variant, select
-from flashrec.settings import Settings
+from flashrec.settings import Settings, default_of
 
 log = logging.getLogger(__name__)
 
 # One round trip: GET the candidate lists in fallback order and check their ids against the
-# sold-out set inside Redis. Ids come from the value's first line (see keys), so no JSON
-# decoding; only ``computed_at`` is pattern-matched for the freshness of the first two.
+# sold-out set inside Redis. Ids and ``computed_at`` (for the freshness of the first two
+# groups) are read with the list format's own functions (``cache.LIST_FORMAT_LUA``).
 # Lists come in groups (the fallback chain; segment lists form one group because they are
 # interleaved); once the groups read so far hold ``need`` in-stock ids, later groups are not
 # read at all (returned as 0), which spares Redis most SMISMEMBER work on the common path.
@@ -41,7 +49,9 @@ log = logging.getLogger(__name__)
 # ARGV[4] = number of shadow keys, ARGV[5] = group digit of each non-shadow list key, as one
 # string ("1234": fewer arguments to pack per request).
 # Returns one value per list key (bulk, nil = missing, 0 = skipped), then the sold-out ids.
-READ_LUA = """
+READ_LUA = (
+    LIST_FORMAT_LUA
+    + """
 local need = tonumber(ARGV[1])
 local n_shadow = tonumber(ARGV[4])
 local last = #KEYS - n_shadow
@@ -62,15 +72,11 @@ for i = 2, #KEYS do
     if v and i <= last then
       local usable = true
       if g == 1 or g == 2 then
-        local ts = tonumber(string.match(v, '"computed_at":(%d+)'))
+        local ts = list_computed_at(v)
         usable = ts ~= nil and ts >= tonumber(ARGV[1 + g])
       end
       if usable then
-        local nl = string.find(v, '\\n', 1, true)
-        local ids = {}
-        for id in string.gmatch(string.sub(v, 1, (nl or (#v + 1)) - 1), '[^,]+') do
-          ids[#ids + 1] = id
-        end
+        local ids = list_ids(v)
         if any_sold and #ids > 0 then
           local flags = redis.call('SMISMEMBER', KEYS[1], unpack(ids))
           for j = 1, #ids do
@@ -86,6 +92,7 @@ end
 out[#KEYS] = sold
 return out
 """
+)
 
 
 # Impressions of one flush in a single command (redis-py packs and parses each pipelined
@@ -117,17 +124,17 @@ def decode_shared(raw: bytes | None) -> Any:
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """Read-path knobs. ``from_settings`` takes them from ``Settings`` when it has them
-    (``serving_*`` fields, see the report for the variables to add), else these defaults."""
+    """Read-path knobs: ``Settings``' ``serving_*`` fields (defaults written there), plus
+    the read path's own constants."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    max_age_s: float = 600.0
-    lkg_max_age_s: float = 86_400.0
-    redis_timeout_ms: float = 100.0
-    default_variant: str = "champion"
-    ab_refresh_s: float = 1.0
+    redis_url: str = default_of("redis_url")
+    max_age_s: float = default_of("serving_max_age_s")
+    lkg_max_age_s: float = default_of("serving_lkg_max_age_s")
+    redis_timeout_ms: float = default_of("serving_redis_timeout_ms")
+    default_variant: str = default_of("serving_default_variant")
+    ab_refresh_s: float = default_of("serving_ab_refresh_s")
     ab_salt: str = "flashrec-ab"
-    impressions_maxlen: int = 1_000_000
+    impressions_maxlen: int = default_of("serving_impressions_maxlen")
     impressions_flush_ms: float = 100.0
     redis_pool_size: int = 64
     recent_lists: int = 10_000
@@ -196,6 +203,17 @@ class ReadPath:
                 self._every(self.config.impressions_flush_ms / 1000.0, self.flush_impressions)
             ),
         ]
+
+    async def redis_ok(self, timeout_s: float = 0.1) -> bool:
+        """Readiness: a PING answered within ``timeout_s`` (the read path can still serve
+        from process memory without Redis, but a balancer should prefer a pod that has it)."""
+        if self.redis is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                return bool(await self.redis.ping())
+        except (TimeoutError, RedisError, OSError):
+            return False
 
     async def stop(self) -> None:
         for task in self._tasks:

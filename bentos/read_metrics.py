@@ -1,4 +1,4 @@
-"""Prometheus metrics of the read path, exposed on BentoML's own /metrics.
+"""Prometheus metrics of the read path, exposed on the admin surface's /metrics.
 
 WHY created lazily: BentoML sets ``PROMETHEUS_MULTIPROC_DIR`` in each worker after the
 service module is imported; metrics made earlier would be invisible to its multiprocess
@@ -62,17 +62,3 @@ class ReadMetrics:
 
     def bad_request(self) -> None:
         self.bad_requests.inc()
-
-
-def exposition() -> tuple[bytes, bytes]:
-    """The /metrics payload of every worker: BentoML starts each worker with
-    ``PROMETHEUS_MULTIPROC_DIR`` set, so one scrape of any worker sees all of them."""
-    import prometheus_client as pc
-    from prometheus_client import multiprocess
-
-    registry = pc.CollectorRegistry()
-    try:
-        multiprocess.MultiProcessCollector(registry)
-    except ValueError:  # not under BentoML (no multiprocess directory): this process only
-        registry = pc.REGISTRY
-    return pc.generate_latest(registry), pc.CONTENT_TYPE_LATEST.encode()

@@ -2,7 +2,8 @@
 
 WHY hand-written: the hot route is a raw ASGI app (see ``read_asgi``) so BentoML cannot
 derive its schema; deriving it here from ``read_core``'s limits keeps docs and validation
-in step (a unit test checks that). Served at GET /openapi/read.json.
+in step (a unit test checks that). Served at GET /openapi/read.json. Admin routes
+(/metrics, /ab/stats) are not part of it: they are not on the storefront's port.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ def _param(name: str, schema: dict[str, Any], doc: str) -> dict[str, Any]:
 _ITEM = {
     "type": "object",
     "properties": {"item_id": {"type": "string"}, "score": {"type": "number"}},
+}
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "description": "what was wrong"}},
 }
 
 OPENAPI: dict[str, Any] = {
@@ -86,14 +93,11 @@ OPENAPI: dict[str, Any] = {
                             }
                         },
                     },
-                    "400": {"description": "bad parameters; body {'error': message}"},
+                    "400": {
+                        "description": "bad parameters",
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
                 },
-            }
-        },
-        "/ab/stats": {
-            "get": {
-                "summary": "per-variant impressions, CTR, conversion rate, revenue per session",
-                "responses": {"200": {"description": "variant -> figures"}},
             }
         },
     },

@@ -12,13 +12,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 # Feast reports usage over the network unless told not to (and that fails slowly here).
 os.environ.setdefault("FEAST_USAGE", "False")
 
 import feast  # noqa: E402
 import pandas as pd  # noqa: E402
+from feast.infra.registry.sql import SqlRegistryConfig  # noqa: E402
 from feast.repo_config import RegistryConfig, RepoConfig  # noqa: E402
 
 from feature_repo.duckdb_delta import ensure_delta_extension  # noqa: E402
@@ -37,8 +38,14 @@ class FlashrecFeatureStore(feast.FeatureStore):
         self.settings = settings
 
 
+#: The TLS options of a ``rediss://`` URL's query that redis-py reads, passed on to Feast.
+TLS_QUERY_OPTIONS = ("ssl_ca_certs", "ssl_check_hostname")
+
+
 def redis_connection_string(redis_url: str) -> str:
-    """``redis://[:pw@]host:port/N`` -> Feast's ``host:port,db=N[,password=pw]``."""
+    """``redis[s]://[:pw@]host:port/N[?ssl_ca_certs=..]`` -> Feast's
+    ``host:port,db=N[,password=pw][,ssl=true,ssl_ca_certs=..]`` (Feast hands these to
+    redis-py, so one URL means the same TLS setup everywhere)."""
     url = urlparse(redis_url)
     if url.scheme not in {"redis", "rediss"}:
         raise ValueError(f"REDIS_URL must be redis:// or rediss://, got {redis_url!r}")
@@ -49,19 +56,51 @@ def redis_connection_string(redis_url: str) -> str:
         parts.append(f"password={unquote(url.password)}")
     if url.scheme == "rediss":
         parts.append("ssl=true")
+        for name, values in parse_qs(url.query).items():
+            if name in TLS_QUERY_OPTIONS:
+                if "," in values[0]:
+                    raise ValueError(f"{name} must not hold a comma (Feast's separator)")
+                parts.append(f"{name}={values[0]}")
     return ",".join(parts)
 
 
+#: URL schemes that name a database: the registry is then Feast's SQL registry.
+SQL_SCHEMES = ("postgresql", "mysql", "sqlite")
+#: URL schemes of object stores Feast's file registry writes to directly.
+OBJECT_SCHEMES = ("s3", "gs", "az", "abfs", "abfss")
+
+
+def registry_config(location: str) -> RegistryConfig:
+    """Feast's registry for ``FLASHREC_FEAST_REGISTRY``: a file, an object or a database.
+
+    WHY the SQL registry in production: every pod (Dagster steps, the Flink job, the
+    scorer) shares one registry, and a database gives concurrent writers transactions
+    where a file on a shared volume gives last-writer-wins.
+    """
+    scheme = location.split("://", 1)[0].split("+", 1)[0].lower() if "://" in location else ""
+    if scheme in SQL_SCHEMES:
+        return SqlRegistryConfig(
+            registry_type="sql",
+            path=location,
+            cache_ttl_seconds=60,
+            sqlalchemy_config_kwargs={"echo": False, "pool_pre_ping": True},
+        )
+    if scheme not in OBJECT_SCHEMES:
+        Path(location.removeprefix("file://")).parent.mkdir(parents=True, exist_ok=True)
+    return RegistryConfig(registry_type="file", path=location, cache_ttl_seconds=60)
+
+
 def repo_config(settings: Settings) -> RepoConfig:
-    registry = settings.var_dir / "feast" / "registry.db"
-    registry.parent.mkdir(parents=True, exist_ok=True)
     return RepoConfig(
         project=PROJECT,
         provider="local",
-        registry=RegistryConfig(registry_type="file", path=str(registry), cache_ttl_seconds=60),
+        registry=registry_config(settings.feast_registry),
         online_store={
             "type": "redis",
             "connection_string": redis_connection_string(settings.redis_url),
+            # every write re-arms its entity key's expiry: keys of shoppers, sessions and
+            # items no event touched for this long leave Redis (bounded memory)
+            "key_ttl_seconds": settings.feast_key_ttl_s or None,
         },
         offline_store={"type": "duckdb"},
         repo_path=REPO_PATH,
@@ -70,7 +109,7 @@ def repo_config(settings: Settings) -> RepoConfig:
 
 
 def feature_store(settings: Settings) -> FlashrecFeatureStore:
-    """Open the project's feature store (registry under var/feast, Redis from settings).
+    """Open the project's feature store (registry and Redis from settings).
 
     Also makes sure DuckDB can read Delta offline (the offline store needs it; once per
     machine, then a cached no-op).

@@ -1,8 +1,16 @@
-"""flashrec: the domain core shared by every engine.
+"""flashrec: the framework-free core every engine and service shares.
 
-It holds the event model, settings, simulator, loaders and feature definitions, and
-imports no engine or framework (no Spark, Flink, Dagster, BentoML or Feast), so that
-batch and stream run exactly the same code.
+- the contracts: ``events`` (the event model), ``settings`` (every default, once),
+  ``features`` (one definition of each feature, run by Spark and by Flink alike),
+  ``serving.keys`` / ``serving.cache`` (the Redis key and cached-list contract);
+- the logic the services run but do not own: ``scoring`` (the scorer's loop and tiers),
+  ``recsys`` (the two-tier model, its AutoML and the sequence model), ``adaptivity``
+  (drift, the rollout and its sequential test), ``attribution``, ``live_candidates``;
+- the event log clients (``eventlog``: Redis Streams, Kafka) and the load generator
+  (``simulator``, ``publish``) used by the demo and the benchmarks.
+
+It imports no engine, service or orchestration code (no Spark, Flink, Dagster, BentoML),
+which ``tests/unit/test_layering.py`` checks, so batch and stream run the same code.
 """
 
 __version__ = "0.1.0"

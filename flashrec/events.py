@@ -53,6 +53,29 @@ def _require_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
+# allow_inf_nan=False: NaN fails every comparison, so the bound checks alone would refuse
+# it with "less than or equal to 1000000", a reason that sends the sender the wrong way.
+Price = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+INT64_MAX = 2**63 - 1
+_INT_DIGITS = 100  # far beyond every integer field's bound (int64 has 19 digits)
+
+
+def _parse_int(literal: str) -> int:
+    """A JSON integer literal, without handing ``int`` more digits than it takes (4,300 by
+    default, more raises ValueError, which would refuse a whole batch for one field). A
+    longer literal becomes a number of 101 digits with its sign: out of every field's
+    range, so the bound check refuses it with the usual reason naming the field."""
+    if len(literal) <= _INT_DIGITS:
+        return int(literal)
+    magnitude = 10**_INT_DIGITS
+    return -magnitude if literal.startswith("-") else magnitude
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads`` for client payloads: integers of any length (see ``_parse_int``);
+    NaN and Infinity parse, so that the field's check can name them. Raises ValueError
+    (not JSON) or RecursionError (nested deeper than the parser's recursion allows)."""
+    return json.loads(text, parse_int=_parse_int)
 
 
 class FieldError(ValueError):
@@ -82,7 +105,7 @@ class StorefrontEvent(_EventBase):
     event_type: Literal["view", "click", "add_to_cart", "remove_from_cart", "purchase"]
     user_id: Identifier | None = None
     session_id: Identifier
-    price: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    price: Price | None = None
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     device: Device = Device.OTHER
     referrer: Label = "direct"
@@ -107,8 +130,8 @@ class CatalogEvent(_EventBase):
     event_type: Literal["item_created", "price_change", "stock_change"]
     category: Label | None = None
     brand: Label | None = None
-    price: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
-    stock_level: Annotated[int, Field(ge=0)] | None = None
+    price: Price | None = None
+    stock_level: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None  # lake: int64
 
     @model_validator(mode="after")
     def _required_per_type(self) -> CatalogEvent:
@@ -130,6 +153,11 @@ Event = Annotated[StorefrontEvent | CatalogEvent, Field(discriminator="event_typ
 _EVENT_ADAPTER: TypeAdapter[StorefrontEvent | CatalogEvent] = TypeAdapter(Event)
 
 
+def event_json_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """JSON Schema of one event (either kind), for published API descriptions."""
+    return _EVENT_ADAPTER.json_schema(ref_template=ref_template)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Why a payload was refused; ``raw`` is kept verbatim for the dead-letter record."""
@@ -142,6 +170,20 @@ class Rejection:
         return {"reason": self.reason, "field": self.field, "raw": self.raw}
 
 
+_TOO_DEEP = "payload: nested too deeply (an event is a flat JSON object)"
+
+
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates (a JSON "\\ud800" escape decodes to one)
+    cannot be encoded as UTF-8, so Redis, Kafka and HTTP answers would all fail on them;
+    they become visible ``\\ud800`` escapes instead. Valid text is returned as is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _raw_text(payload: str | bytes | Mapping[str, Any]) -> str:
     if isinstance(payload, bytes):
         return payload.decode("utf-8", errors="replace")
@@ -150,7 +192,13 @@ def _raw_text(payload: str | bytes | Mapping[str, Any]) -> str:
     try:
         return json.dumps(payload, default=str, separators=(",", ":"))
     except (TypeError, ValueError):
+        pass
+    except RecursionError:
+        return f"<{type(payload).__name__} nested too deeply to print>"
+    try:
         return repr(payload)
+    except RecursionError:
+        return f"<{type(payload).__name__} nested too deeply to print>"
 
 
 def _describe(error: ValidationError) -> tuple[str, str | None]:
@@ -173,9 +221,10 @@ def _describe(error: ValidationError) -> tuple[str, str | None]:
             msg = "is required"
         elif item["type"] == "extra_forbidden":
             msg = "is not a known field"
+        name = safe_text(name) if name else name  # field names come from the client
         first_field = first_field or name
         parts.append(f"{name}: {msg}" if name else msg)
-    return "; ".join(parts), first_field
+    return safe_text("; ".join(parts)), first_field
 
 
 def parse_event(
@@ -192,17 +241,24 @@ def parse_event(
     history pass ``now=None``.
     """
     raw = _raw_text(payload)
+    printable = safe_text(raw)
+    if printable is not raw:
+        return Rejection(
+            "payload: not valid Unicode text (lone surrogate)", "payload", printable[:max_bytes]
+        )
     if len(raw.encode("utf-8")) > max_bytes:
         return Rejection(f"payload: larger than {max_bytes} bytes", "payload", raw[:max_bytes])
     if isinstance(payload, Mapping):
         data: Any = dict(payload)
     else:
         try:
-            data = json.loads(raw)
+            data = load_json(raw)
         except json.JSONDecodeError as exc:
             return Rejection(
                 f"payload: not valid JSON ({exc.msg} at char {exc.pos})", "payload", raw
             )
+        except RecursionError:  # json.loads recurses once per bracket
+            return Rejection(_TOO_DEEP, "payload", raw)
     if not isinstance(data, dict):
         return Rejection("payload: must be a JSON object", "payload", raw)
     try:
@@ -210,6 +266,8 @@ def parse_event(
     except ValidationError as exc:
         reason, name = _describe(exc)
         return Rejection(reason, name, raw)
+    except RecursionError:
+        return Rejection(_TOO_DEEP, "payload", raw)
     if now is not None and event.event_time > now.astimezone(UTC) + max_future_skew:
         return Rejection(
             f"event_time: {event.event_time.isoformat()} is in the future "

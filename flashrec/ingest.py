@@ -3,7 +3,9 @@
 The gateway, the publisher and any other entry point call ``ingest`` so that a payload gets
 the same verdict wherever it arrives. Every payload has exactly one outcome (accepted and
 appended, or rejected and dead-lettered with its reason and raw text), so
-``in = accepted + rejected`` holds per call and over the streams.
+``in = accepted + rejected`` holds per call and over the streams (the one exception, a
+dead-letter append that fails after the events were appended, is counted in the answer as
+``dead_letters_lost``).
 
 Idempotency: storefronts retry on timeouts, so the same ``event_id`` may arrive twice. A
 ``DedupeStore`` remembers ids for a window; the id is claimed atomically *before* the append
@@ -22,14 +24,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from flashrec.eventlog.base import DeadLetter, EventLog
-from flashrec.events import Rejection, parse_event
+from flashrec.events import Rejection, load_json, parse_event, safe_text
+from flashrec.settings import default_of
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Payload = str | bytes | Mapping[str, Any]
 Status = Literal["accepted", "rejected"]
 
-DEFAULT_DEDUPE_WINDOW_S = 900
+DEFAULT_DEDUPE_WINDOW_S = default_of("dedupe_window_s")
 
 
 class DedupeStore(ABC):
@@ -133,9 +136,14 @@ class EventResult:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Per-payload verdicts plus counts (``accepted + rejected == len(results)``)."""
+    """Per-payload verdicts plus counts (``accepted + rejected == len(results)``).
+
+    ``dead_letters_lost`` counts rejections that could not be dead-lettered because the
+    dead-letter append failed *after* the accepted events were appended (see ``ingest``);
+    ``dead_lettered`` is then ``rejected - dead_letters_lost``."""
 
     results: list[EventResult] = field(default_factory=list)
+    dead_letters_lost: int = 0
 
     @property
     def accepted(self) -> int:
@@ -145,10 +153,15 @@ class IngestResult:
     def rejected(self) -> int:
         return len(self.results) - self.accepted
 
+    @property
+    def dead_lettered(self) -> int:
+        return self.rejected - self.dead_letters_lost
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "accepted": self.accepted,
             "rejected": self.rejected,
+            "dead_lettered": self.dead_lettered,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -157,8 +170,8 @@ class IngestResult:
 class IngestLimits:
     """The validation bounds, from ``Settings`` (``max_event_bytes``, ``max_future_skew_s``)."""
 
-    max_event_bytes: int = 8192
-    max_future_skew_s: float = 300.0
+    max_event_bytes: int = default_of("max_event_bytes")
+    max_future_skew_s: float = default_of("max_future_skew_s")
 
     @classmethod
     def from_settings(cls, settings: Any) -> IngestLimits:
@@ -170,11 +183,11 @@ def _guess_event_id(payload: Payload, raw: str) -> str | None:
     data: Any = payload
     if not isinstance(payload, Mapping):
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = load_json(raw)
+        except (ValueError, RecursionError):
             return None
     value = data.get("event_id") if isinstance(data, Mapping) else None
-    return value if isinstance(value, str) else None
+    return safe_text(value) if isinstance(value, str) else None
 
 
 def ingest(
@@ -190,6 +203,10 @@ def ingest(
 
     Raises whatever the event log raises when it is unreachable: nothing is then reported as
     accepted, ids claimed by this call are released, and the caller should retry the batch.
+    If only the dead-letter append fails, and after accepted events were appended, it does
+    NOT raise: those events are in the log and their ids claimed, so "retry everything"
+    would be false (and the retry refused as duplicates). The verdicts are returned with
+    ``dead_letters_lost`` set, and the lost rejections are logged.
     """
     limits = limits or IngestLimits()
     now = now or datetime.now(UTC)
@@ -232,16 +249,30 @@ def ingest(
     for i, event_id, _ in to_append:
         verdicts[i] = EventResult(i, event_id, "accepted")
 
+    lost = 0
     if rejections:
         rejections.sort(key=lambda item: item[0])
-        log.append_dead_letters(
-            [DeadLetter.from_rejection(r, source=source, time=now) for _, r in rejections]
-        )
+        try:
+            log.append_dead_letters(
+                [DeadLetter.from_rejection(r, source=source, time=now) for _, r in rejections]
+            )
+        except Exception as exc:
+            if not to_append:
+                raise  # nothing was accepted: a plain retry of the batch is right
+            lost = len(rejections)
+            logger.error(
+                "dead-letter append failed after %d events were accepted; %d rejections "
+                "not dead-lettered (%r): %s",
+                len(to_append),
+                lost,
+                exc,
+                [(i, r.reason) for i, r in rejections][:20],
+            )
         for i, r in rejections:
             event_id = _guess_event_id(payloads[i], r.raw)
             verdicts[i] = EventResult(i, event_id, "rejected", r.reason, r.field)
 
-    return IngestResult([v for v in verdicts if v is not None])
+    return IngestResult([v for v in verdicts if v is not None], dead_letters_lost=lost)
 
 
 def _raw(payload: Payload, canonical: str) -> str:

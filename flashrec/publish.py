@@ -12,14 +12,15 @@ same verdicts and dead letters as the gateway), minus HTTP.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
 
 from flashrec.ingest import IngestLimits, RedisDedupeStore, ingest
 from flashrec.settings import Settings
@@ -39,39 +40,28 @@ class SinkStats:
 
 
 class GatewaySink:
-    """POSTs each batch as a JSON array of raw lines over one keep-alive connection."""
+    """POSTs each batch as a JSON array of raw lines over a keep-alive connection (httpx)."""
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.path = (parts.path.rstrip("/") or "") + "/events"
-        self.timeout_s = timeout_s
         self.stats = SinkStats()
-        self._conn: http.client.HTTPConnection | None = None
-
-    def _post(self, body: bytes) -> tuple[int, bytes]:
-        if self._conn is None:
-            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-        headers = {"Content-Type": "application/json"}
-        self._conn.request("POST", self.path, body=body, headers=headers)
-        resp = self._conn.getresponse()
-        return resp.status, resp.read()
+        # one retry of a failed connect: the server may have closed an idle connection
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"),
+            timeout=timeout_s,
+            transport=httpx.HTTPTransport(retries=1),
+            headers={"Content-Type": "application/json"},
+        )
 
     def post(self, lines: list[str]) -> dict[str, Any]:
         """The gateway's verdict for one batch of raw lines.
 
-        Raises ``GatewayRefused`` for a non-200 answer, ``OSError``/``HTTPException`` when
-        the connection fails twice (one retry: the server may have closed an idle one).
+        Raises ``GatewayRefused`` for a non-200 answer, ``httpx.HTTPError`` when the
+        connection fails.
         """
-        body = json.dumps(lines).encode("utf-8")
-        try:
-            status, data = self._post(body)
-        except (ConnectionError, http.client.HTTPException):
-            self.close()
-            status, data = self._post(body)
-        if status != 200:
-            raise GatewayRefused(f"gateway answered {status}: {data[:200]!r}")
-        return json.loads(data)
+        resp = self._http.post("/events", content=json.dumps(lines).encode("utf-8"))
+        if resp.status_code != 200:
+            raise GatewayRefused(f"gateway answered {resp.status_code}: {resp.content[:200]!r}")
+        return resp.json()
 
     def __call__(self, lines: list[str]) -> None:
         t0 = time.perf_counter()
@@ -82,9 +72,8 @@ class GatewaySink:
             print(f"publish: {exc}", file=sys.stderr)
             self.stats.failed += len(lines)
             return
-        except (OSError, http.client.HTTPException) as exc:
+        except httpx.HTTPError as exc:
             print(f"publish: POST failed: {exc!r}", file=sys.stderr)
-            self.close()
             self.stats.failed += len(lines)
             return
         self.stats.latencies_ms.append((time.perf_counter() - t0) * 1000)
@@ -92,9 +81,7 @@ class GatewaySink:
         self.stats.rejected += int(verdict["rejected"])
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._http.close()
 
 
 class LogSink:
@@ -144,10 +131,7 @@ class PublishReport:
 
 
 def _quantile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+    return round(float(np.quantile(values, q)), 2) if len(values) else None
 
 
 def parse_ramp(text: str) -> list[tuple[float, float]]:

@@ -5,6 +5,9 @@ Redis, local Spark, Flink mini-cluster, files under var/). Nothing else in the p
 reads the environment: build ``Settings.from_env()`` once and pass it around. The table
 ``SETTINGS`` below is the single source of truth; README.md documents every entry and a
 test keeps the two in step.
+
+Why one module of ~1000 lines: every setting's name, default, parser and meaning in one
+table (the point of the module); the rest is ~100 lines of resolution.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ class Setting:
     default: Callable[[dict[str, Any]], Any] | Any
     parse: Callable[[str], Any]
     doc: str
+
+
+def default_of(field: str) -> Any:
+    """The default of a plain setting (one written as a value, not derived from others):
+    for components that take it as their own default, so it is written only here."""
+    spec = next(s for s in SETTINGS if s.field == field)
+    if callable(spec.default):
+        raise TypeError(f"{field}'s default is derived from other settings")
+    return spec.default
 
 
 def _path(raw: str) -> Path:
@@ -194,12 +206,186 @@ SETTINGS: tuple[Setting, ...] = (
         "(created out of band; manifests only reference it).",
     ),
     Setting(
+        "k8s_object_store",
+        "FLASHREC_K8S_OBJECT_STORE",
+        "s3://flashrec",
+        str,
+        "Production: object-storage root of the shared state: lake/, landing/ and flink/ "
+        "(checkpoints, savepoints, HA); s3://, gs:// or abfss://.",
+    ),
+    Setting(
+        "k8s_shared_volume",
+        "FLASHREC_K8S_SHARED_VOLUME",
+        "flashrec-shared",
+        str,
+        "Production: ReadWriteMany PersistentVolumeClaim mounted at /var/lib/flashrec by the "
+        "pods that read or write models (Dagster, model service, scorer): model artifacts "
+        "and the BentoML model store (created out of band).",
+    ),
+    Setting(
+        "k8s_dagster_postgres",
+        "FLASHREC_K8S_DAGSTER_POSTGRES",
+        "dagster@postgresql:5432/dagster",
+        str,
+        "Production: Dagster's PostgreSQL as user@host:port/database; the password is the "
+        "Secret's postgresql-password key.",
+    ),
+    Setting(
+        "k8s_prometheus_url",
+        "FLASHREC_K8S_PROMETHEUS_URL",
+        "http://prometheus-server.monitoring.svc:80",
+        str,
+        "Production: Prometheus that scrapes the forecast exporter (read by the Prometheus "
+        "adapter that serves the autoscalers' external metrics).",
+    ),
+    Setting(
+        "feast_registry",
+        "FLASHREC_FEAST_REGISTRY",
+        lambda s: str(s["var_dir"] / "feast" / "registry.db"),
+        str,
+        "Feast registry: a file, an object-store path (s3://, gs://) or an SQL URL "
+        "(postgresql+psycopg://user:pw@host/db: Feast's SQL registry). Production: in the "
+        "Secret.",
+    ),
+    Setting(
+        "forecast_port",
+        "FLASHREC_FORECAST_PORT",
+        3004,
+        int,
+        "Forecast exporter: port of /metrics, /livez and /readyz.",
+    ),
+    Setting(
+        "forecast_interval_s",
+        "FLASHREC_FORECAST_INTERVAL_S",
+        1.0,
+        float,
+        "Forecast exporter: how often the stream counters are sampled.",
+    ),
+    Setting(
+        "forecast_horizon_s",
+        "FLASHREC_FORECAST_HORIZON_S",
+        60.0,
+        float,
+        "Forecast: how far ahead the event and read rates are forecast (pod start-up + "
+        "metrics scrape + autoscaler sync).",
+    ),
+    Setting(
+        "model_service_admin_port",
+        "FLASHREC_MODEL_SERVICE_ADMIN_PORT",
+        3013,
+        int,
+        "Admin surface of the model service: /metrics (batch sizes, latency, versions served).",
+    ),
+    Setting(
+        "scorer_metrics_port",
+        "FLASHREC_SCORER_METRICS_PORT",
+        3014,
+        int,
+        "Scorer: port of /metrics (admin host and token as the other admin surfaces).",
+    ),
+    Setting(
+        "attribution_metrics_port",
+        "FLASHREC_ATTRIBUTION_METRICS_PORT",
+        3015,
+        int,
+        "Attribution worker: port of /metrics.",
+    ),
+    Setting(
+        "flink_metrics_port",
+        "FLASHREC_FLINK_METRICS_PORT",
+        3016,
+        int,
+        "Stream job: /metrics of its Python operators (consumer lag, checkpoint age, flushes).",
+    ),
+    Setting(
+        "flink_reporter_port",
+        "FLASHREC_FLINK_REPORTER_PORT",
+        3017,
+        int,
+        "Stream job: Flink's own Prometheus reporter (checkpoint duration and size, JVM); 0 = off.",
+    ),
+    Setting(
+        "prometheus_port",
+        "FLASHREC_PROMETHEUS_PORT",
+        9090,
+        int,
+        "Prometheus started by make up (scrapes every process, evaluates the alert rules).",
+    ),
+    Setting(
+        "prometheus_scrape_interval_s",
+        "FLASHREC_PROMETHEUS_SCRAPE_INTERVAL_S",
+        5.0,
+        float,
+        "Prometheus: scrape and rule evaluation interval.",
+    ),
+    Setting(
+        "supervisor_backoff_max_s",
+        "FLASHREC_SUPERVISOR_BACKOFF_MAX_S",
+        30.0,
+        float,
+        "Supervision: longest wait before restarting a process that keeps crashing (the wait "
+        "doubles from 1 s per quick crash and resets after a minute up).",
+    ),
+    Setting(
+        "flink_state_backend",
+        "FLASHREC_FLINK_STATE_BACKEND",
+        "hashmap",
+        str,
+        "Stream job: state backend, 'hashmap' (heap, full checkpoints) or 'rocksdb' (RocksDB "
+        "on local disk with incremental checkpoints: the production option).",
+    ),
+    Setting(
+        "flink_session_ttl_s",
+        "FLASHREC_FLINK_SESSION_TTL_S",
+        7200,
+        int,
+        "Stream job: a session's state is dropped this long after its last event (0 = never).",
+    ),
+    Setting(
+        "flink_user_ttl_s",
+        "FLASHREC_FLINK_USER_TTL_S",
+        2_592_000,
+        int,
+        "Stream job: a shopper's state is dropped this long after their last event; a "
+        "shopper back later starts from zero (0 = never).",
+    ),
+    Setting(
+        "scorer_list_ttl_s",
+        "FLASHREC_SCORER_LIST_TTL_S",
+        86_400,
+        int,
+        "Scorer: a cached list expires this long after it was written.",
+    ),
+    Setting(
+        "scorer_lkg_ttl_s",
+        "FLASHREC_SCORER_LKG_TTL_S",
+        604_800,
+        int,
+        "Scorer: a shopper's last-known-good list expires this long after it was written.",
+    ),
+    Setting(
+        "feast_key_ttl_s",
+        "FLASHREC_FEAST_KEY_TTL_S",
+        2_592_000,
+        int,
+        "Feast online store (Redis): an entity's key expires this long after its last write "
+        "(0 = never).",
+    ),
+    Setting(
         "drift_recent_hours",
         "FLASHREC_DRIFT_RECENT_HOURS",
         6.0,
         float,
         "Drift: the recent window (hours of event time before the newest data) compared "
         "with everything before it.",
+    ),
+    Setting(
+        "drift_reference_hours",
+        "FLASHREC_DRIFT_REFERENCE_HOURS",
+        24.0,
+        float,
+        "Drift: how far before the recent window the reference window reaches (live "
+        "windows compared with live windows; 0 = all earlier data).",
     ),
     Setting("dagster_port", "FLASHREC_DAGSTER_PORT", 3000, int, "Dagster UI port (make up)."),
     Setting("gateway_port", "FLASHREC_GATEWAY_PORT", 3001, int, "Event gateway port (make up)."),
@@ -311,11 +497,70 @@ SETTINGS: tuple[Setting, ...] = (
         "Read API: retention of the impression stream (entries).",
     ),
     Setting(
+        "admin_host",
+        "FLASHREC_ADMIN_HOST",
+        "127.0.0.1",
+        str,
+        "Admin surface (stats, metrics): interface its ports bind (0.0.0.0 to scrape from "
+        "other hosts; then set a token).",
+    ),
+    Setting(
+        "gateway_admin_port",
+        "FLASHREC_GATEWAY_ADMIN_PORT",
+        3011,
+        int,
+        "Admin surface of the gateway: /metrics.",
+    ),
+    Setting(
+        "read_api_admin_port",
+        "FLASHREC_READ_API_ADMIN_PORT",
+        3012,
+        int,
+        "Admin surface of the read API: /metrics, /ab/stats.",
+    ),
+    Setting(
+        "admin_token",
+        "FLASHREC_ADMIN_TOKEN",
+        "",
+        str,
+        "Admin surface: when set, every admin request needs 'Authorization: Bearer <token>'.",
+    ),
+    Setting(
+        "gateway_body_timeout_s",
+        "FLASHREC_GATEWAY_BODY_TIMEOUT_S",
+        10.0,
+        float,
+        "Gateway: longest wait for a request body to arrive; slower clients get 408 (keep it "
+        "below the gateway's 30 s request timeout).",
+    ),
+    Setting(
         "automl_trials",
         "FLASHREC_AUTOML_TRIALS",
         12,
         int,
         "Trials of the ranker study in the model pipeline (make bench-automl runs 50).",
+    ),
+    Setting(
+        "sequence_model",
+        "FLASHREC_SEQUENCE_MODEL",
+        "on",
+        str,
+        "Model pipeline: train the session sequence model (Transformer) as a tier-1 source, "
+        "ranker features and a standalone challenger ('on' or 'off').",
+    ),
+    Setting(
+        "sequence_trials",
+        "FLASHREC_SEQUENCE_TRIALS",
+        3,
+        int,
+        "Trials of the sequence model's study in the model pipeline (0: its defaults).",
+    ),
+    Setting(
+        "sequence_epochs",
+        "FLASHREC_SEQUENCE_EPOCHS",
+        6,
+        int,
+        "Most epochs a sequence-model trial trains (the study's fidelity axis).",
     ),
     Setting(
         "flink_checkpoint_dir",
@@ -361,6 +606,14 @@ SETTINGS: tuple[Setting, ...] = (
         "operators (lower: less latency, more CPU per event).",
     ),
     Setting(
+        "flink_connector_dir",
+        "FLASHREC_FLINK_CONNECTOR_DIR",
+        lambda s: s["var_dir"] / "flink" / "jars",
+        _path,
+        "Stream job, Kafka backend: folder of the Kafka connector jars shipped with the job "
+        "(flink-connector-kafka, kafka-clients; `python -m flink_jobs.kafka_jars` fetches them).",
+    ),
+    Setting(
         "features_writer",
         "FLASHREC_FEATURES_WRITER",
         "feast",
@@ -381,6 +634,96 @@ SETTINGS: tuple[Setting, ...] = (
         2000,
         int,
         "Stream job: buffered rows that force a flush.",
+    ),
+    Setting(
+        "adaptive_loop",
+        "FLASHREC_ADAPTIVE_LOOP",
+        "on",
+        str,
+        "The one switch of the adaptive loop: 'on' starts its Dagster sensors and "
+        "schedules running (live lake refresh, drift, retrain, rollout); 'off' leaves them "
+        "stopped.",
+    ),
+    Setting(
+        "live_lake_roll_s",
+        "FLASHREC_LIVE_LAKE_ROLL_S",
+        30.0,
+        float,
+        "Live lake: the stream job rolls a landing file this often (it becomes visible at "
+        "the next checkpoint).",
+    ),
+    Setting(
+        "live_refresh_interval_s",
+        "FLASHREC_LIVE_REFRESH_INTERVAL_S",
+        60,
+        int,
+        "Live lake: how often the refresh sensor looks for new landing files.",
+    ),
+    Setting(
+        "retrain_cooldown_s",
+        "FLASHREC_RETRAIN_COOLDOWN_S",
+        1800,
+        int,
+        "Drift sensor: least time between two drift-triggered retrains.",
+    ),
+    Setting(
+        "rollout_interval_s",
+        "FLASHREC_ROLLOUT_INTERVAL_S",
+        30,
+        int,
+        "Rollout sensor: how often the running test is looked at.",
+    ),
+    Setting(
+        "canary_share",
+        "FLASHREC_CANARY_SHARE",
+        0.02,
+        float,
+        "Rollout: traffic share of the challenger in canary (operators may change it at run "
+        "time in flashrec:rollout:test).",
+    ),
+    Setting(
+        "ab_alpha",
+        "FLASHREC_AB_ALPHA",
+        0.05,
+        float,
+        "Rollout: false-decision rate of the sequential test (always-valid p-values).",
+    ),
+    Setting(
+        "ab_mde",
+        "FLASHREC_AB_MDE",
+        0.01,
+        float,
+        "Rollout: minimum detectable effect, absolute difference in conversion rate, the "
+        "sequential test is tuned for.",
+    ),
+    Setting(
+        "ab_max_error_rate",
+        "FLASHREC_AB_MAX_ERROR_RATE",
+        0.01,
+        float,
+        "Rollout guardrail: a challenger failing more of its lists than this is rolled back.",
+    ),
+    Setting(
+        "attribution_window_s",
+        "FLASHREC_ATTRIBUTION_WINDOW_S",
+        1800,
+        int,
+        "Attribution: a click, cart or purchase counts for an impression this recent.",
+    ),
+    Setting(
+        "model_watch_interval_s",
+        "FLASHREC_MODEL_WATCH_INTERVAL_S",
+        1.0,
+        float,
+        "Model service: how often the pinned model versions are re-read (hot swap).",
+    ),
+    Setting(
+        "scorer_live_slots",
+        "FLASHREC_SCORER_LIVE_SLOTS",
+        3,
+        int,
+        "Incremental candidates: positions in each personalized top 10 kept for live "
+        "candidates (co-visitation and trending from the stream).",
     ),
     Setting("seed", "FLASHREC_SEED", 42, int, "Seed of the simulator and of model training."),
     Setting(
@@ -502,7 +845,30 @@ class Settings:
     image_tag: str
     k8s_namespace: str
     k8s_secret: str
+    k8s_object_store: str
+    k8s_shared_volume: str
+    k8s_dagster_postgres: str
+    k8s_prometheus_url: str
+    feast_registry: str
+    forecast_port: int
+    forecast_interval_s: float
+    forecast_horizon_s: float
+    model_service_admin_port: int
+    scorer_metrics_port: int
+    attribution_metrics_port: int
+    flink_metrics_port: int
+    flink_reporter_port: int
+    prometheus_port: int
+    prometheus_scrape_interval_s: float
+    supervisor_backoff_max_s: float
+    flink_state_backend: str
+    flink_session_ttl_s: int
+    flink_user_ttl_s: int
+    scorer_list_ttl_s: int
+    scorer_lkg_ttl_s: int
+    feast_key_ttl_s: int
     drift_recent_hours: float
+    drift_reference_hours: float
     dagster_port: int
     gateway_port: int
     read_api_port: int
@@ -522,16 +888,37 @@ class Settings:
     serving_default_variant: str
     serving_ab_refresh_s: float
     serving_impressions_maxlen: int
+    admin_host: str
+    gateway_admin_port: int
+    read_api_admin_port: int
+    admin_token: str
+    gateway_body_timeout_s: float
     automl_trials: int
+    sequence_model: str
+    sequence_trials: int
+    sequence_epochs: int
     flink_checkpoint_dir: Path
     flink_checkpoint_interval_ms: int
     flink_parallelism: int
     flink_jobmanager: str
     flink_execution_mode: str
     flink_buffer_timeout_ms: int
+    flink_connector_dir: Path
     features_writer: str
     features_flush_ms: int
     features_flush_rows: int
+    adaptive_loop: str
+    live_lake_roll_s: float
+    live_refresh_interval_s: int
+    retrain_cooldown_s: int
+    rollout_interval_s: int
+    canary_share: float
+    ab_alpha: float
+    ab_mde: float
+    ab_max_error_rate: float
+    attribution_window_s: int
+    model_watch_interval_s: float
+    scorer_live_slots: int
     seed: int
     spark_master: str
     spark_driver_memory: str
@@ -558,6 +945,17 @@ class Settings:
             raise ValueError(
                 "FLASHREC_EVENTLOG_BACKEND must be 'redis' or 'kafka', "
                 f"got {self.eventlog_backend!r}"
+            )
+        if self.adaptive_loop not in {"on", "off"}:
+            raise ValueError(
+                f"FLASHREC_ADAPTIVE_LOOP must be 'on' or 'off', got {self.adaptive_loop!r}"
+            )
+        if not 0.0 < self.canary_share < 1.0:
+            raise ValueError(f"FLASHREC_CANARY_SHARE must be in (0, 1), got {self.canary_share}")
+        if self.flink_state_backend not in {"hashmap", "rocksdb"}:
+            raise ValueError(
+                "FLASHREC_FLINK_STATE_BACKEND must be 'hashmap' or 'rocksdb', "
+                f"got {self.flink_state_backend!r}"
             )
         if self.lake_writer not in {"delta-rs", "delta-spark"}:
             raise ValueError(

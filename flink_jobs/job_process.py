@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from flashrec.settings import PROJECT_ROOT
 from flink_jobs.job_config import JobConfig
 
@@ -40,17 +42,12 @@ def read_pidfile(config: JobConfig) -> dict[str, Any] | None:
 
 
 def alive(pid: int) -> bool:
+    """Running: it exists and is not a zombie (exited, not yet reaped by its parent)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not running.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    except psutil.AccessDenied:
         return True
 
 
@@ -78,6 +75,34 @@ def resolve_restore(config: JobConfig, restore: str) -> str:
     latest = latest_checkpoint(config.checkpoint_dir)
     if latest is None:
         raise SystemExit(f"--restore: no completed checkpoint under {config.checkpoint_dir}")
+    return latest.resolve().as_uri()
+
+
+FRESH_MARKER = "fresh-start"
+
+
+def mark_fresh_start(flink_dir: Path) -> None:
+    """Record that the job is being started fresh now (``make up``): ``--restore auto``
+    restores only checkpoints taken after this moment (see ``auto_restore``)."""
+    flink_dir.mkdir(parents=True, exist_ok=True)
+    (flink_dir / FRESH_MARKER).write_text(repr(time.time()))
+
+
+def auto_restore(config: JobConfig) -> str | None:
+    """``--restore auto``: the newest checkpoint taken since the last fresh start, else
+    None (start fresh).
+
+    WHY: a supervised job is restarted with the same command line after a crash, and must
+    then resume from its checkpoint; the start that ``make up`` asked for must not pick up
+    a checkpoint of an earlier session (its state belongs to an older log position).
+    """
+    try:
+        since = float((config.flink_dir / FRESH_MARKER).read_text())
+    except (OSError, ValueError):
+        since = 0.0
+    latest = latest_checkpoint(config.checkpoint_dir)
+    if latest is None or (latest / "_metadata").stat().st_mtime < since:
+        return None
     return latest.resolve().as_uri()
 
 
@@ -115,7 +140,7 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
 
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """``python -m flink_jobs.features_job <argv>`` in its own session (process group)."""
-    from flink_jobs.features_job import thread_mode_pythonpath
+    from flink_jobs.job_config import thread_mode_pythonpath
 
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = thread_mode_pythonpath(env)
@@ -191,10 +216,23 @@ def stop_group(pid: int, timeout_s: float = 20.0) -> str:
     return "killed"
 
 
+def stop_on_cluster(config: JobConfig) -> list[str]:
+    """A job on a session cluster outlives its client: stop it there with a savepoint
+    (``--restore`` can start from it or from the latest checkpoint). The savepoints."""
+    from flink_jobs import session_cluster
+    from flink_jobs.job_config import JOB_NAME
+
+    return [
+        session_cluster.stop(config, job["jid"])
+        for job in session_cluster.jobs(config, JOB_NAME, states=("RUNNING",))
+    ]
+
+
 def stop(config: JobConfig, *, timeout_s: float = 20.0, as_json: bool = False) -> int:
+    savepoints = stop_on_cluster(config) if config.on_cluster else []
     current = read_pidfile(config)
     if not current:
-        _print({"status": "not-running"}, as_json)
+        _print({"status": "stopped" if savepoints else "not-running"}, as_json)
         return 0
     outcome = stop_group(int(current["pid"]), timeout_s)
     pidfile(config).unlink(missing_ok=True)

@@ -7,28 +7,37 @@ Every write is *idempotent*: a row carries the absolute values of a key's state 
 increment), stock is the absolute level, sold-out membership is set from it. Replaying
 events after a restore therefore rewrites the same values instead of double counting.
 A flush writes, in this order: stock and sold-out state (the serving side filters on it,
-so it goes first), the catalog categories, feature rows per view (one batched call each),
-then the rescore signals (last, so a scorer woken by a signal reads the new features).
+so it goes first), the catalog categories and the live trending lists, feature rows per
+view (one batched call each), the sessions' live co-visitation pairs, then the rescore
+signals (last, so a scorer woken by a signal reads the new features and candidates).
+
+Why one module of ~350 lines: every external write of the job (online features, stock, sold-
+out, rescore, live candidates) behind one flush, so a flush is one pipeline.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import redis
+from cachetools import LRUCache
 
-from flashrec.features import FEATURE_VIEWS, ITEM, view_by_name
+from flashrec import live_candidates
+from flashrec.features import FEATURE_VIEWS, ITEM, SESSION, view_by_name
 from flink_jobs.job_config import JobConfig
 
 log = logging.getLogger(__name__)
 
 _APPLY_LOCK = threading.Lock()
+CATEGORIES_KEPT = 100_000
 SHOPPER_VIEWS = frozenset(v.name for v in FEATURE_VIEWS if v.entity in ("user_id", "session_id"))
 
 
@@ -213,12 +222,35 @@ class LiveState:
     def __init__(self, config: JobConfig, client: redis.Redis | None = None) -> None:
         self.config = config
         self.r = client or redis.Redis.from_url(config.settings.redis_url, decode_responses=True)
-        self._categories: dict[str, str] = {}  # what this process already wrote
+        # item -> category this process already wrote (bounded: a forgotten item is only
+        # written once more)
+        self._categories: LRUCache[str, str] = LRUCache(CATEGORIES_KEPT)
+        self._pairs = live_candidates.SessionPairs()
+        self._trends = live_candidates.TrendWatch()
+        self._rng = random.Random(0)
 
     def write_items(self, items: Sequence[FeatureRecord]) -> None:
-        """Stock level and sold-out membership from the item's absolute values."""
+        """Stock level and sold-out membership from the item's absolute values, and the
+        item's place in its category's live trending list (``flashrec.live_candidates``)."""
         pipe = self.r.pipeline(transaction=False)
-        queued = False
+        queued = bool(items)
+        rows = [
+            (
+                r.key,
+                r.values.get("item_category"),
+                float(r.values.get("item_trending_score") or 0.0),
+                bool(r.values.get("item_is_sold_out")),
+            )
+            for r in items
+        ]
+        live_candidates.write_items(pipe, rows)
+        for category, item in self._trends.update(rows, time.time()):
+            pipe.xadd(
+                self.config.settings.rescore_stream,
+                {"category": category, "reason": f"trending:{item}"},
+                maxlen=self.config.rescore_maxlen,
+                approximate=True,
+            )
         for record in items:
             stock = record.values.get("item_stock_level")
             if stock is not None:
@@ -236,6 +268,22 @@ class LiveState:
         if queued:
             pipe.execute()
 
+    def write_session_pairs(self, sessions: Sequence[FeatureRecord]) -> int:
+        """Live co-visitation from the sessions' newest items (``flashrec.live_candidates``)."""
+        pairs = [
+            pair
+            for r in sessions
+            for pair in self._pairs.new_pairs(
+                r.key, live_candidates.recent_items(r.values.get("session_recent_items"))
+            )
+        ]
+        if not pairs:
+            return 0
+        pipe = self.r.pipeline(transaction=False)
+        n = live_candidates.write_pairs(pipe, pairs, self._rng)
+        pipe.execute()
+        return n
+
     def signal_rescore(self, shoppers: Sequence[FeatureRecord]) -> None:
         """One signal per shopper key whose features changed in this flush.
 
@@ -248,6 +296,7 @@ class LiveState:
         if not shoppers:
             return
         pipe = self.r.pipeline(transaction=False)
+        flushed_ms = int(time.time() * 1000)
         for record in shoppers:
             entity = view_by_name(record.view).entity
             pipe.xadd(
@@ -256,6 +305,9 @@ class LiveState:
                     entity: record.key,
                     "reason": record.event_type,
                     "event_time": _utc(record.event_time_ms).isoformat(),
+                    # the path's timing, carried into the list (``flashrec.scoring.trace``)
+                    "entry_ms": record.entry_ms,
+                    "flushed_ms": flushed_ms,
                 },
                 maxlen=self.config.rescore_maxlen,
                 approximate=True,
@@ -296,5 +348,6 @@ def flush(
     for view_name, recs in by_view.items():
         writer.write(view_name, rows_of(recs))
     shoppers = [r for r in latest.values() if r.view in SHOPPER_VIEWS]
+    live.write_session_pairs(by_view.get(SESSION.name, []))
     live.signal_rescore(shoppers)
     return {"rows": len(latest), "rescore": len(shoppers)}

@@ -55,11 +55,13 @@ FEATURES = [
 ]
 MODELS = [
     "model_training_set",
+    "sequence_model",
     "ranker_study",
     "item_embeddings",
     "faiss_index",
     "ranker",
     "model_evaluation",
+    "deployed_model",
     "registered_model",
 ]
 
@@ -105,7 +107,9 @@ def summary(settings: Settings, days: Sequence[str]) -> str:
         f"  Dagster UI       http://127.0.0.1:{settings.dagster_port}  "
         f"(DAGSTER_HOME={settings.dagster_home})",
         f"  read API         http://127.0.0.1:{settings.read_api_port}/recommendations?user_id=U"
-        "  (schema /openapi/read.json, metrics /metrics)",
+        "  (schema /openapi/read.json)",
+        f"  admin surface    http://127.0.0.1:{settings.read_api_admin_port}/metrics, /ab/stats"
+        f"  (gateway: :{settings.gateway_admin_port}/metrics)",
         f"  event gateway    http://127.0.0.1:{settings.gateway_port}/events (POST)",
         f"  model service    http://127.0.0.1:{settings.model_service_port}",
     ]

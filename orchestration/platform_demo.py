@@ -1,8 +1,8 @@
 """The online half of `make demo`: start the serving stack, send a short simulated flash
 sale through the gateway, ask for recommendations as storefronts would, and summarise.
 
-Components are started through orchestration.stack (pidfiles, logs under var/) and
-stopped again at the end unless they were already running (e.g. after `make up`).
+Components are started through orchestration.stack (supervised, logs under var/logs/)
+and stopped again at the end unless they were already running (e.g. after `make up`).
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ def run(settings: Settings, rate_eps: float = 200.0, duration_s: float = 20.0) -
         for component in reversed(chosen):
             if component.name not in already:
                 log.info(stack.stop(settings, component.name))
+        if not already:  # nothing of `make up` ran before: no supervisord left behind
+            log.info(stack.shutdown(settings))
     lat = sorted(reads.latencies_ms) or [0.0]
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
     return "\n".join(

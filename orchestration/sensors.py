@@ -1,8 +1,10 @@
 """The sensor that retrains when drift is detected, with a cursor and a cooldown.
 
 It watches materializations of the ``drift_report`` asset. A report whose metadata says
-``drift_detected`` launches the retraining job, unless a retrain was launched less than
-``cooldown_s`` ago: one surge produces many drifted reports, and must cause one retrain.
+``retrain`` (drift in the lake a new model can fix: catalog, candidate position; online
+decay alone waits for the lake to hold that traffic; older reports: ``drift_detected``)
+launches the retraining job, unless a retrain was launched less than ``cooldown_s`` ago:
+one surge makes many drifted reports, and one retrain.
 The cursor remembers the last report seen and the last launch, so a restarted daemon
 neither re-launches for old reports nor forgets the cooldown.
 """
@@ -12,9 +14,13 @@ from dataclasses import asdict, dataclass
 
 import dagster as dg
 
-DRIFT_ASSET = dg.AssetKey("drift_report")
+from assets.adaptivity import DRIFT_ASSET
+from flashrec.settings import Settings
+from orchestration.automation import in_flight, sensor_status
+
 RETRAIN_JOB = "retrain_models"
-COOLDOWN_S = 30 * 60
+_SETTINGS = Settings.from_env()
+COOLDOWN_S = _SETTINGS.retrain_cooldown_s
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def _reports(context: dg.SensorEvaluationContext, after: int) -> list[Report]:
     out = []
     for record in records:
         metadata = record.asset_materialization.metadata if record.asset_materialization else {}
-        flag = metadata.get("drift_detected")
+        flag = metadata.get("retrain", metadata.get("drift_detected"))
         summary = metadata.get("summary")
         out.append(
             Report(
@@ -81,12 +87,17 @@ def _reports(context: dg.SensorEvaluationContext, after: int) -> list[Report]:
 
 @dg.sensor(
     job_name=RETRAIN_JOB,
-    minimum_interval_seconds=60,
-    description="Launch a retrain when the drift report detects drift (30 min cooldown).",
+    minimum_interval_seconds=30,
+    default_status=sensor_status(_SETTINGS),
+    description="Launch a retrain when the drift report detects drift (with a cooldown).",
 )
 def retrain_on_drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = SensorCursor.parse(context.cursor)
-    trigger, next_cursor, why = decide_retrain(_reports(context, cursor.last_storage_id), cursor)
+    if in_flight(context, RETRAIN_JOB):
+        return dg.SensorResult(skip_reason="a retrain is running", cursor=cursor.dump())
+    trigger, next_cursor, why = decide_retrain(
+        _reports(context, cursor.last_storage_id), cursor, COOLDOWN_S
+    )
     context.log.info(why)
     if trigger is None:
         return dg.SensorResult(skip_reason=why, cursor=next_cursor.dump())

@@ -3,6 +3,9 @@
 #   - a virtual environment in .venv from pyproject.toml, pinned by constraints.txt
 #   - Java 17 for Spark and Flink (installed with apt-get when missing)
 #   - a redis-server answering at REDIS_URL (installed and started under var/ if none)
+#   - a PostgreSQL server at 127.0.0.1:5432 (Debian's, installed and started if none)
+#   - Flink's Redis Streams source jar (compiled) and Kafka connector jars (fetched)
+#   - Prometheus and promtool (Debian's prometheus package) for `make up` and the rule tests
 #   - Dagster/BentoML homes under var/ with telemetry off
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -56,8 +59,12 @@ if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ]; then
 fi
 say "java $(java_major) at $(command -v java)"
 
-# --- wrk, the load generator of the benchmarks ------------------------------------------
-command -v wrk >/dev/null || { say "installing wrk"; apt_install wrk || say "wrk unavailable: benchmarks that need it will say so"; }
+# --- Prometheus: `make up` scrapes every process; promtool checks the alert rules -------
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  say "installing prometheus (Debian's package: prometheus and promtool)"
+  apt_install prometheus
+fi
+say "$(prometheus --version 2>&1 | head -1)"
 
 # --- Redis -----------------------------------------------------------------------------
 redis_host_port=$(echo "$REDIS_URL" | sed -E 's#redis://([^/@]*@)?([^:/]+):?([0-9]*).*#\2 \3#')
@@ -84,18 +91,22 @@ else
   redis_answers || { say "redis did not start: see var/redis/redis.log"; exit 1; }
 fi
 
+# --- PostgreSQL (the production profile's stores, run for real by the tests) -----------
+POSTGRES_URL=${FLASHREC_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+# shellcheck source=scripts/lib/postgres.sh
+. scripts/lib/postgres.sh
+ensure_postgres
+
 # --- Flink's Redis Streams source (Java, compiled against PyFlink's own jars) -----------
 "$VENV/bin/python" -m flink_jobs.build_java
+
+# --- Flink's Kafka connector jars (two jars taken from a PyPI wheel; no Maven) ---------
+"$VENV/bin/python" -m flink_jobs.kafka_jars
 
 # --- DuckDB's Delta extension, from the duckdb-ext-delta wheel (no download) --------------
 "$VENV/bin/python" -m feature_repo.duckdb_delta
 
 # --- Dagster / BentoML homes (telemetry off) -------------------------------------------
 mkdir -p var/dagster var/bentoml
-if [ ! -f var/dagster/dagster.yaml ]; then
-  cat > var/dagster/dagster.yaml <<'YAML'
-telemetry:
-  enabled: false
-YAML
-fi
+"$VENV/bin/python" -m orchestration.instance var/dagster >/dev/null
 say "ready"

@@ -9,6 +9,9 @@ files).
 
 Layout (the same that Delta Spark writes, so either writer can own a table):
 ``<table>/_delta_log/``, ``<table>/<part>=<value>/<batch>-part-*.parquet``.
+
+Why one module of ~400 lines: the one place that writes Delta commits (schema, stats,
+idempotent batches), shared by every lake job.
 """
 
 from __future__ import annotations

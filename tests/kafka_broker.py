@@ -16,6 +16,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+# tansu reports a topic's high watermark as the LAST record batch's base offset + 1, so
+# with multi-record batches its lag/length would be wrong (and a bounded KafkaSource would
+# stop short). One record per batch keeps the test broker exact; production keeps
+# librdkafka's batching (real Kafka is right).
+TANSU_PRODUCER: dict[str, Any] = {"batch.num.messages": 1}
+# tansu completes a group join after half the session timeout (heartbeats run in librdkafka's
+# own thread, so a short one is safe here); production keeps the defaults (45 s).
+TANSU_CONSUMER: dict[str, Any] = {"session.timeout.ms": 2_000, "max.poll.interval.ms": 30_000}
 
 
 def tansu_binary() -> str:

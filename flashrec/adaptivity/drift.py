@@ -8,7 +8,7 @@ Thresholds (documented in README, "Adaptivity"):
   p-value < 0.01 and the statistic > 0.1, so huge samples do not flag tiny shifts).
 - Catalog drift: share of recent traffic on items the model has no embedding for, and
   items whose traffic share jumped (viral): > 5% unknown-item traffic or any item with a
-  share 10x its training share (and >= 1% of traffic) triggers a retrain.
+  share 10x its training share (and >= 1% of traffic, >= 30 events) triggers a retrain.
 - Online decay: a variant's CTR below 80% of the model's own baseline CTR.
 """
 
@@ -27,6 +27,12 @@ KS_P = 0.01
 UNKNOWN_ITEM_SHARE = 0.05
 VIRAL_RATIO = 10.0
 VIRAL_MIN_SHARE = 0.01
+VIRAL_MIN_EVENTS = 30
+#: A retrain learns an unknown item from its own events: before the recent window holds
+#: this many per unknown item (on average), a retrain on catalog drift would learn little.
+#: Seen: a retrain at ~22 events per new item placed new items in all of its top 10 for a
+#: sale's shoppers; one at a handful did not know them.
+NEW_ITEM_MIN_EVENTS = 20
 CTR_DECAY_RATIO = 0.8
 _EPS = 1e-6
 
@@ -82,10 +88,30 @@ def feature_drift(
 class CatalogDrift:
     unknown_item_share: float
     viral_items: list[str] = field(default_factory=list)
+    unknown_events: int = 0  # recent events on items the model has no embedding for
+    unknown_items: int = 0  # how many such items
+    viral_known: int = 0  # viral items the model already knows
 
     @property
     def drifted(self) -> bool:
         return self.unknown_item_share > UNKNOWN_ITEM_SHARE or bool(self.viral_items)
+
+    @property
+    def events_per_unknown_item(self) -> float:
+        return self.unknown_events / self.unknown_items if self.unknown_items else 0.0
+
+    @property
+    def learnable(self) -> bool:
+        """Drift a retrain can learn from now: a known item gone viral, or unknown-item
+        traffic with ``NEW_ITEM_MIN_EVENTS`` events per unknown item. Seen: a sale whose
+        first minute reached the lake drifts at once (most recent traffic on new items),
+        and a retrain then learns each new item from a handful of views."""
+        if self.viral_known:
+            return True
+        return (
+            self.unknown_item_share > UNKNOWN_ITEM_SHARE
+            and self.events_per_unknown_item >= NEW_ITEM_MIN_EVENTS
+        )
 
 
 def catalog_drift(
@@ -100,14 +126,24 @@ def catalog_drift(
         zip(train_ids.tolist(), (train_counts / max(len(train_items), 1)).tolist(), strict=True)
     )
     total = len(recent_items)
-    unknown = sum(c for i, c in zip(recent_ids, recent_counts, strict=True) if i not in known_items)
+    unknown_counts = [
+        int(c) for i, c in zip(recent_ids, recent_counts, strict=True) if i not in known_items
+    ]
+    unknown = sum(unknown_counts)
     viral = []
     for item, count in zip(recent_ids.tolist(), recent_counts.tolist(), strict=True):
         share = count / total
         base = train_share.get(item, 0.0)
-        if share >= VIRAL_MIN_SHARE and share >= VIRAL_RATIO * max(base, _EPS):
+        enough = count >= VIRAL_MIN_EVENTS  # a few events of a rare item are noise
+        if enough and share >= VIRAL_MIN_SHARE and share >= VIRAL_RATIO * max(base, _EPS):
             viral.append(item)
-    return CatalogDrift(float(unknown / total), [str(i) for i in sorted(viral)])
+    return CatalogDrift(
+        float(unknown / total),
+        [str(i) for i in sorted(viral)],
+        unknown_events=unknown,
+        unknown_items=len(unknown_counts),
+        viral_known=sum(1 for i in viral if i in known_items),
+    )
 
 
 def ctr_decayed(

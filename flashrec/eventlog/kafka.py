@@ -29,6 +29,9 @@ Mapping of the ``EventLog`` contract onto Kafka:
   back through ``read_group`` (at-least-once, like Redis' pending list but by position).
 - ``retention`` in Kafka is the topics' ``retention.ms``/``retention.bytes``; ``trim`` cuts
   explicitly with DeleteRecords (``approximate`` does not apply).
+
+Why one module of ~480 lines: the whole ``EventLog`` contract on one client library
+(produce, consume groups, commit, lag, dead letters, admin), mirroring ``redis_streams``.
 """
 
 from __future__ import annotations
@@ -189,6 +192,23 @@ class KafkaEventLog(EventLog):
         parts = [TP(self.topic, p) for p in self._partitions(self.topic)]
         got = self._probe(group).committed(parts, timeout=self.timeout_s)
         return {tp.partition: tp.offset for tp in got}
+
+    def committed_offsets(self, group: str) -> dict[int, int]:
+        """Per partition, the group's committed offset (the next record it will read; -1:
+        none). Readers that commit by themselves (Flink's KafkaSource, on checkpoints) are
+        watched through this."""
+        return self._committed(group)
+
+    def commit_offsets(self, group: str, offsets: dict[int, int]) -> None:
+        """Record ``group``'s position for a reader that cannot commit reliably itself (a
+        finished Flink job whose last asynchronous commit may not have been sent). Allowed
+        while the group has no joined members, as for Flink's sources (assigned partitions)."""
+        tps = [TP(self.topic, p, off) for p, off in sorted(offsets.items())]
+        self._probe(group).commit(offsets=tps, asynchronous=False)
+
+    def end_offsets(self) -> dict[int, int]:
+        """Per partition, the offset the next appended record will get."""
+        return {p: hi for p, (_lo, hi) in self._watermarks(self.topic).items()}
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 Every row ends as an event or as a ``Rejection`` that names the field and keeps the raw
 row: exports are messy and a loader that drops rows silently hides data-quality
 problems. Rows go through ``flashrec.events.parse_event`` like every other payload.
+
+Why one module of ~340 lines: one loader: column mapping, type coercion and the per-row
+verdicts of a CSV export.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 
 @dataclass
 class AnnConfig:
-    kind: str = "hnsw"  # "flat" | "hnsw" | "ivfpq"
+    kind: str = "hnsw"  # "flat" | "hnsw" | "ivfflat" | "ivfpq"
     hnsw_m: int = 32
     hnsw_ef_search: int = 256
     ivf_lists: int = 256
@@ -44,6 +44,8 @@ class AnnIndex:
         self.index = index
         if self.config.kind == "hnsw":
             faiss.downcast_index(index).hnsw.efSearch = self.config.hnsw_ef_search
+        elif self.config.kind in ("ivfflat", "ivfpq"):
+            faiss.downcast_index(index).nprobe = self.config.ivf_nprobe
         return self
 
     def _build(self, x: np.ndarray) -> faiss.Index:
@@ -53,6 +55,12 @@ class AnnIndex:
         elif cfg.kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efSearch = cfg.hnsw_ef_search
+        elif cfg.kind == "ivfflat":  # exact vectors, a share of the lists scanned
+            quantizer = faiss.IndexFlatIP(d)
+            lists = max(1, min(cfg.ivf_lists, len(x) // 39))
+            index = faiss.IndexIVFFlat(quantizer, d, lists, faiss.METRIC_INNER_PRODUCT)
+            index.train(x)
+            index.nprobe = cfg.ivf_nprobe
         elif cfg.kind == "ivfpq":
             quantizer = faiss.IndexFlatIP(d)
             lists = max(1, min(cfg.ivf_lists, len(x) // 39))
@@ -60,7 +68,7 @@ class AnnIndex:
             index.train(x)
             index.nprobe = cfg.ivf_nprobe
         else:
-            raise ValueError(f"unknown ANN kind {cfg.kind!r} (flat, hnsw, ivfpq)")
+            raise ValueError(f"unknown ANN kind {cfg.kind!r} (flat, hnsw, ivfflat, ivfpq)")
         index.add(x)
         return index
 

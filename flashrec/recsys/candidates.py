@@ -2,8 +2,10 @@
 
 WHY: ranking all items with a learned model is too slow, and no single source finds most
 next items. The union of session items (repeats), transitions, sequential rules,
-co-visitation, session-kNN, embedding ANN and popularity is what the ranker sees, so its
-recall is the ceiling of the whole model; ``source_report`` measures each source's part.
+co-visitation, session-kNN, embedding ANN, popularity and, when the model has one, the
+sequence model's top-K (its session state searched against its item table in FAISS) is
+what the ranker sees, so its recall is the ceiling of the whole model; ``source_report``
+measures each source's part.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,11 +26,14 @@ from flashrec.recsys.embeddings import PMIEmbeddings
 from flashrec.recsys.metrics import candidate_recall
 from flashrec.recsys.shopper_features import ItemCategories
 
+if TYPE_CHECKING:  # the sequence model imports JAX: only models that hold one load it
+    from flashrec.recsys.sequence.model import SequenceModel
+
 log = logging.getLogger(__name__)
 
 #: Sources scored as full sparse matrices (looked up for features even when truncated).
 MATRIX_SOURCES = ("trans", "sr", "covis", "sknn")
-SOURCES = ("session", *MATRIX_SOURCES, "emb", "emb_last", "pop")
+SOURCES = ("session", *MATRIX_SOURCES, "emb", "emb_last", "pop", "seq")
 
 
 @dataclass
@@ -59,6 +65,10 @@ class Candidates:
     truncated: dict[str, sp.csr_matrix]  # what each source contributed
     session_vectors: np.ndarray
     ann_scores: sp.csr_matrix
+    # The sequence model's session states (n, dim) and each row's best score over all
+    # items; None when the model has no sequence model.
+    seq_states: np.ndarray | None = None
+    seq_best: np.ndarray | None = None
 
 
 class CandidateGenerator:
@@ -73,6 +83,8 @@ class CandidateGenerator:
         # Item categories: cold-item embeddings read them, and so does the ranker's
         # "candidate in the shopper's top category" feature.
         self.categories = ItemCategories()
+        # Set by the two-tier model that owns it (fitted apart, on the same sessions).
+        self.sequence: SequenceModel | None = None
 
     def fit(
         self,
@@ -151,10 +163,30 @@ class CandidateGenerator:
                 shape=(n, self.n_items),
             )
         )
+        seq_states = seq_best = None
+        if self.sequence is not None and self.sequence.config.candidates > 0:
+            seq_states = self.sequence.states(q)
+            trunc["seq"], seq_best = self._seq_matrix(seq_states, self.sequence.config.candidates)
         union = self._fuse(trunc)
         if cfg.max_candidates > 0:
             union, _ = topk_per_row(union, cfg.max_candidates)
-        return Candidates(union, full, trunc, vecs, ann)
+        return Candidates(union, full, trunc, vecs, ann, seq_states, seq_best)
+
+    def _seq_matrix(self, states: np.ndarray, k: int) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The sequence model's top ``k`` per row, stored as 1/rank (its raw scores may be
+        negative, and sources must store positive values); and each row's best score."""
+        assert self.sequence is not None
+        n = len(states)
+        scores, ids = self.sequence.search(states, k)
+        k = ids.shape[1]
+        ok = ids >= 0
+        rank = np.tile(np.arange(1, k + 1, dtype=np.float64), (n, 1))
+        m = sp.csr_matrix(
+            (1.0 / rank[ok], (np.repeat(np.arange(n), k)[ok.ravel()], ids[ok])),
+            shape=(n, self.n_items),
+        )
+        best = scores[:, 0] if k else np.zeros(n, np.float32)
+        return canonical(m), best
 
     def _ann_matrix(self, vecs: np.ndarray, k: int) -> sp.csr_matrix:
         assert self.ann is not None
@@ -201,15 +233,16 @@ def source_report(
         )
     out["recall@all"] = weighted([candidate_recall(b.union, t) for b, t in batches])
     out["mean_candidates"] = sum(b.union.nnz for b, _ in batches) / n_total
-    for name in SOURCES:
+    present = [s for s in SOURCES if all(s in b.truncated for b, _ in batches)]
+    for name in present:
         out[f"{name}.recall"] = weighted(
             [candidate_recall(b.truncated[name], t) for b, t in batches]
         )
         uniq = []
         for b, t in batches:
-            hits = {s: _hit(b.truncated[s], t) for s in SOURCES}
+            hits = {s: _hit(b.truncated[s], t) for s in present}
             others = np.zeros(len(t), dtype=bool)
-            for s in SOURCES:
+            for s in present:
                 if s != name:
                     others |= hits[s]
             uniq.append(float((hits[name] & ~others).mean() * 100) if len(t) else 0.0)

@@ -11,10 +11,20 @@ before that event) and ``recommend_batch`` each query's current row; both become
 columns through ``shopper_features`` alone. ``config.feature_names`` selects the ranker's
 columns (the AutoML study's choice); the selection, the interaction constraints and the
 embedding dimension are saved with the artifact, so ``load`` scores exactly as trained.
+
+Sequence model (``config.sequence``, optional): a self-attentive model of the session's
+order, trained like tier 1 (on the head, so the ranker sees its scores as they look for
+unseen sessions; then ``refit_epochs`` more passes over all sessions for serving). It is
+a tier-1 source (its top-K through FAISS) and a group of ranker features, and with
+``mode="sequence"`` the whole recommender (no ranker): the standalone challenger.
+
+Why one module of ~450 lines: the public API of the two-tier model in one class; its parts
+(candidates, ranker, features, sequence) are modules of their own.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -22,7 +32,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -38,14 +48,22 @@ from flashrec.recsys.candidates import (
 from flashrec.recsys.data import Queries, expand_pairs, from_prefixes, split_tail
 from flashrec.recsys.metrics import precision_mrr, topk_from_pairs
 from flashrec.recsys.ranker import Ranker, RankerConfig
-from flashrec.recsys.ranker_features import FEATURE_NAMES, build_features
-from flashrec.recsys.shopper_features import ShopperRow, shopper_context
+from flashrec.recsys.ranker_features import FEATURE_NAMES, SEQUENCE_FEATURE_NAMES, build_features
+from flashrec.recsys.sequence.config import SequenceConfig
+from flashrec.recsys.shopper_features import ItemCategories, ShopperRow, shopper_context
 from flashrec.recsys.training_rows import ranking_rows
+
+if TYPE_CHECKING:  # JAX is imported only when a model holds a sequence model
+    from flashrec.recsys.sequence.model import SequenceModel
+    from flashrec.recsys.sequence.train import EpochCallback
 
 log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = "flashrec.two_tier"
-ARTIFACT_VERSION = 2  # 2: shopper features, feature selection, item categories
+ARTIFACT_VERSION = 3  # 3: sequence model, modes; 2: shopper features, feature selection
+READABLE_VERSIONS = (2, 3)
+#: "two_tier": candidates + ranker; "sequence": the sequence model alone (a challenger).
+MODES = ("two_tier", "sequence")
 
 
 @dataclass
@@ -61,8 +79,16 @@ class TwoTierConfig:
     seed: int = 42
     refit_on_all: bool = True  # False keeps tier 1 fitted on the head (for quick tuning runs)
     # Ranker columns, a subset of FEATURE_NAMES (e.g. the AutoML study's feature groups);
-    # None: all of them.
+    # None: all of them (less the sequence columns when there is no sequence model).
     feature_names: list[str] | None = None
+    sequence: SequenceConfig | None = None  # None: no sequence model
+    mode: str = "two_tier"  # see MODES
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r} ({', '.join(MODES)})")
+        if self.mode == "sequence" and self.sequence is None:
+            raise ValueError("mode 'sequence' needs a sequence model configuration")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (what the artifact's manifest and Dagster carry)."""
@@ -74,16 +100,20 @@ class TwoTierConfig:
         cand = dict(d["candidates"])
         cand["ann"] = AnnConfig(**cand["ann"])
         return cls(
-            **{k: v for k, v in d.items() if k not in ("candidates", "ranker")},
+            **{k: v for k, v in d.items() if k not in ("candidates", "ranker", "sequence")},
             candidates=CandidateConfig(**cand),
             ranker=RankerConfig(**d["ranker"]),
+            sequence=SequenceConfig.from_dict(d.get("sequence")),
         )
 
 
-def selected_features(names: Sequence[str] | None) -> list[str]:
-    """The ranker's columns: ``names`` checked against FEATURE_NAMES (None: all)."""
+def selected_features(names: Sequence[str] | None, with_sequence: bool = True) -> list[str]:
+    """The ranker's columns: ``names`` checked against FEATURE_NAMES (None: all of them,
+    less the sequence model's unless ``with_sequence``)."""
     if names is None:
-        return list(FEATURE_NAMES)
+        if with_sequence:
+            return list(FEATURE_NAMES)
+        return [n for n in FEATURE_NAMES if n not in SEQUENCE_FEATURE_NAMES]
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if unknown or not names or len(set(names)) != len(names):
         raise ValueError(
@@ -104,7 +134,9 @@ class FitReport:
 class TwoTierModel:
     def __init__(self, config: TwoTierConfig | None = None) -> None:
         self.config = config or TwoTierConfig()
-        self.feature_names = selected_features(self.config.feature_names)
+        self.feature_names = selected_features(
+            self.config.feature_names, self.config.sequence is not None
+        )
         columns = [FEATURE_NAMES.index(n) for n in self.feature_names]
         # None: every column in order (no copy of the largest arrays of a fit)
         self._columns = None if columns == list(range(len(FEATURE_NAMES))) else np.array(columns)
@@ -112,6 +144,7 @@ class TwoTierModel:
         self.ranker = Ranker(self.config.ranker)
         self.n_items = 0
         self.report = FitReport()
+        self.sequence: SequenceModel | None = None
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -120,12 +153,16 @@ class TwoTierModel:
         n_items: int | None = None,
         attributes: Mapping[int, str] | None = None,
         shopper_rows: Sequence[Sequence[ShopperRow]] | None = None,
+        *,
+        on_epoch: EpochCallback | None = None,
     ) -> TwoTierModel:
-        """Fit both tiers from chronological sessions of integer item ids.
+        """Fit both tiers (and the sequence model, if configured) from chronological
+        sessions of integer item ids.
 
         ``shopper_rows[s][t]`` (optional): the user's feature row as of strictly before the
         event at position t of session s (None for anonymous), i.e. what serving would
         have read when that item was the next one; the ranker's shopper columns come from it.
+        ``on_epoch`` sees each of the sequence model's epochs (a progress log).
         """
         cfg = self.config
         if shopper_rows is not None and len(shopper_rows) != len(sessions):
@@ -136,14 +173,53 @@ class TwoTierModel:
         t0 = time.perf_counter()
         head, tail = split_tail(arrays, cfg.tail_fraction)
         cut = int(len(tail) * (1.0 - cfg.valid_fraction))
-        head_gen = CandidateGenerator(cfg.candidates).fit(head, self.n_items, attributes)
-        t1 = time.perf_counter()
         contexts = None
         if shopper_rows is not None:  # only the tail trains the ranker
-            cats = head_gen.categories
+            cats = ItemCategories.from_attributes(attributes, self.n_items)
             contexts = [shopper_context(shopper_rows[i], cats) for i in keep[len(head) :]]
         train_q = expand_pairs(tail[:cut], contexts[:cut] if contexts is not None else None)
         valid_q = expand_pairs(tail[cut:], contexts[cut:] if contexts is not None else None)
+        timings: dict[str, float] = {}
+        if cfg.sequence is not None:
+            from flashrec.recsys.sequence.model import SequenceModel
+
+            log.info("sequence model on %d head sessions", len(head))
+            self.sequence = SequenceModel(copy.deepcopy(cfg.sequence)).fit(
+                head, self.n_items, valid=valid_q, on_epoch=on_epoch
+            )
+            timings["sequence_head_s"] = self.sequence.fit_s
+        if cfg.mode == "sequence":
+            self._validate_sequence(valid_q)
+        else:
+            self._fit_ranker(head, train_q, valid_q, attributes, timings)
+        t3 = time.perf_counter()
+        if cfg.refit_on_all or cfg.mode == "sequence":
+            self.generator = CandidateGenerator(cfg.candidates).fit(
+                arrays, self.n_items, attributes
+            )
+            if self.sequence is not None:
+                before = self.sequence.fit_s
+                self.sequence.train_more(arrays, cfg.sequence.refit_epochs, on_epoch=on_epoch)
+                timings["sequence_all_s"] = self.sequence.fit_s - before
+        self.generator.sequence = self.sequence
+        t4 = time.perf_counter()
+        self.report.timings = {**timings, "tier1_full_s": t4 - t3, "total_s": t4 - t0}
+        return self
+
+    def _fit_ranker(
+        self,
+        head: list[np.ndarray],
+        train_q: Queries,
+        valid_q: Queries,
+        attributes: Mapping[int, str] | None,
+        timings: dict[str, float],
+    ) -> None:
+        """Tier 1 on the head, the ranker on the tail's cases (early stopping on its end)."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        head_gen = CandidateGenerator(cfg.candidates).fit(head, self.n_items, attributes)
+        head_gen.sequence = self.sequence
+        t1 = time.perf_counter()
         log.info(
             "fit: %d head sessions for tier 1; ranker on %d train / %d validation pairs",
             len(head),
@@ -168,22 +244,20 @@ class TwoTierModel:
         p, mrr = precision_mrr(top, valid_q.targets)
         self.report.validation = {"P@20": p, "MRR@20": mrr, "cases": float(len(valid_q))}
         log.info("validation (tail, tier 1 fitted on head): P@20=%.2f MRR@20=%.2f", p, mrr)
-        if cfg.refit_on_all:
-            self.generator = CandidateGenerator(cfg.candidates).fit(
-                arrays, self.n_items, attributes
-            )
-        else:
+        if not cfg.refit_on_all:
             self.generator = head_gen
-        t4 = time.perf_counter()
-        self.report.timings = {
-            "tier1_head_s": t1 - t0,
-            "features_s": t2 - t1,
-            "ranker_s": t3 - t2,
-            "tier1_full_s": t4 - t3,
-            "total_s": t4 - t0,
-        }
         self.report.n_train_rows = len(y)
-        return self
+        timings.update(tier1_head_s=t1 - t0, features_s=t2 - t1, ranker_s=t3 - t2)
+
+    def _validate_sequence(self, valid_q: Queries) -> None:
+        """The standalone sequence model's validation figures (trained on the head)."""
+        assert self.sequence is not None
+        if len(valid_q):
+            p, mrr = precision_mrr(self.sequence.recommend(valid_q, 20), valid_q.targets)
+        else:
+            p = mrr = 0.0
+        self.report.validation = {"P@20": p, "MRR@20": mrr, "cases": float(len(valid_q))}
+        log.info("validation (tail, sequence model fitted on head): P@20=%.2f MRR@20=%.2f", p, mrr)
 
     # ----------------------------------------------------------------- serving
     def score_batch(
@@ -202,7 +276,10 @@ class TwoTierModel:
             b = q.slice(start, min(start + self.config.batch_size, len(q)))
             nonempty = b.lengths > 0
             top = np.tile(fill[:k], (len(b), 1))
-            if nonempty.any():
+            if nonempty.any() and self.config.mode == "sequence":
+                bb = b if nonempty.all() else b.take(np.flatnonzero(nonempty))
+                top[nonempty] = self._sequence_top(bb, k, fill)
+            elif nonempty.any():
                 bb = b if nonempty.all() else b.take(np.flatnonzero(nonempty))
                 rows, cols, x, cands = self._pairs(bb)
                 pred = self.ranker.predict(x) if len(x) else np.zeros(0)
@@ -216,6 +293,25 @@ class TwoTierModel:
         if candidate_stats is not None and n_reported:
             candidate_stats.update({key: v / n_reported for key, v in sums.items()})
         return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+    def _sequence_top(self, q: Queries, k: int, fill: np.ndarray) -> np.ndarray:
+        """The standalone variant: the sequence model's top ``k`` (FAISS over its items)."""
+        assert self.sequence is not None
+        top = self.sequence.recommend(q, k)
+        short = (top < 0).any(axis=1)  # fewer items than k: pad from popularity
+        for r in np.flatnonzero(short):
+            have = top[r][top[r] >= 0]
+            extra = fill[~np.isin(fill, have)][: k - len(have)]
+            top[r] = np.concatenate([have, extra, np.full(k, -1)])[:k]
+        return top
+
+    def use_device(self, device: str) -> None:
+        """Score on ``device`` ('cpu' or 'cuda'): the ranker's booster and the sequence
+        model's JAX arrays (a host without CUDA support keeps the CPU, with a warning)."""
+        if self.ranker.booster is not None:
+            self.ranker.booster.set_param({"device": device})
+        if self.sequence is not None:
+            self.sequence.use_device(device)
 
     def _pairs(self, q: Queries) -> tuple[np.ndarray, np.ndarray, np.ndarray, Candidates]:
         """Candidates and the ranker's columns (this model's selection) for ``q``."""
@@ -288,7 +384,10 @@ class TwoTierModel:
         arrays["item_category"] = gen.categories.of_item
         arrays["category_names"] = np.array(gen.categories.names, dtype=str)
         np.savez_compressed(folder / "arrays.npz", **arrays)
-        self.ranker.save(folder / "ranker.json")
+        if self.config.mode == "two_tier":
+            self.ranker.save(folder / "ranker.json")
+        if self.sequence is not None:
+            self.sequence.save(folder / "sequence")
         manifest = {
             "format": ARTIFACT_FORMAT,
             "version": ARTIFACT_VERSION,
@@ -305,12 +404,18 @@ class TwoTierModel:
     def load(cls, folder: str | Path) -> TwoTierModel:
         folder = Path(folder)
         manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("format") != ARTIFACT_FORMAT or manifest.get("version") != ARTIFACT_VERSION:
-            raise ValueError(f"{folder}: not a {ARTIFACT_FORMAT} v{ARTIFACT_VERSION} artifact")
+        version = manifest.get("version")
+        if manifest.get("format") != ARTIFACT_FORMAT or version not in READABLE_VERSIONS:
+            raise ValueError(
+                f"{folder}: not a {ARTIFACT_FORMAT} artifact of a version this code reads "
+                f"({', '.join(f'v{v}' for v in READABLE_VERSIONS)}); got v{version}"
+            )
         unknown = sorted(set(manifest["feature_names"]) - set(FEATURE_NAMES))
         if unknown:
             raise ValueError(f"{folder}: features {unknown} unknown to this code; refit the model")
         config = TwoTierConfig.from_dict(manifest["config"])
+        if config.feature_names is None:  # "all" meant the features of the code that saved it
+            config.feature_names = list(manifest["feature_names"])
         model = cls(config)
         if model.feature_names != manifest["feature_names"]:
             raise ValueError(f"{folder}: manifest and config disagree on the ranker's features")
@@ -324,6 +429,15 @@ class TwoTierModel:
             gen.embeddings.vectors, faiss.deserialize_index(a["ann_index"]), config.candidates.ann
         )
         model.generator = gen
+        if config.sequence is not None:
+            from flashrec.recsys.sequence.model import SequenceModel
+
+            model.sequence = SequenceModel.load(folder / "sequence")
+            if model.sequence.n_items != model.n_items:
+                raise ValueError(f"{folder}: the sequence model knows another item count")
+            gen.sequence = model.sequence
+        if config.mode == "sequence":
+            return model
         model.ranker = Ranker.load(folder / "ranker.json", config.ranker)
         assert model.ranker.booster is not None
         if list(model.ranker.booster.feature_names or []) != model.feature_names:

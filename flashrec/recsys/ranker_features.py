@@ -4,9 +4,11 @@ WHY these: the ranker must learn how much to trust each source for this session 
 in-row normalised scores and ranks, so values stay comparable when the sources are refit
 on more data), whether the candidate is a repeat (where and how often it is in the
 session: 20% of next items are), how strongly it follows the very last item, and how
-popular it is overall and lately; then who is shopping (the user's feature-store row, see
-``shopper_features``: activity, and whether the candidate is in their favourite category).
-Missing values are NaN (XGBoost learns a direction).
+popular it is overall and lately; what the sequence model of the session's order says of
+it (its score, that score against the best item's, its rank among all items and among
+the candidates: NaN when the model has no sequence model); then who is shopping (the
+user's feature-store row, see ``shopper_features``: activity, and whether the candidate
+is in their favourite category). Missing values are NaN (XGBoost learns a direction).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ def _per_source_names() -> list[str]:
         names += [f"{s}_score", f"{s}_norm", f"{s}_rank"]
     return names
 
+
+#: The sequence model's columns (all NaN for a model without one).
+SEQUENCE_FEATURE_NAMES = ["seq_score", "seq_rel", "seq_rank", "seq_cand_rank"]
 
 FEATURE_NAMES: list[str] = [
     *_per_source_names(),
@@ -47,6 +52,7 @@ FEATURE_NAMES: list[str] = [
     "fused_score",
     "fused_rank",
     "n_sources",
+    *SEQUENCE_FEATURE_NAMES,
     *SHOPPER_FEATURE_NAMES,
 ]
 
@@ -74,6 +80,21 @@ def _session_stats(q: Queries, n_items: int) -> tuple[np.ndarray, ...]:
     last_step = steps_s[first_idx]  # smallest step = most recent occurrence
     first_step = steps_s[first_idx + counts - 1]
     return uniq, counts, last_step, first_step
+
+
+def _sequence_columns(
+    gen: CandidateGenerator, cands: Candidates, rows: np.ndarray, cols: np.ndarray
+) -> list[np.ndarray]:
+    """seq_score, seq_rel (score minus the row's best), seq_rank (in the model's top-K,
+    NaN beyond), seq_cand_rank (among the row's candidates)."""
+    if gen.sequence is None or cands.seq_states is None or cands.seq_best is None:
+        return [np.full(len(rows), np.nan) for _ in SEQUENCE_FEATURE_NAMES]
+    score = gen.sequence.pair_scores(cands.seq_states, rows, cols).astype(np.float64)
+    inv = lookup(cands.truncated["seq"], rows, cols)
+    rank = np.where(inv > 0, 1.0 / np.maximum(inv, 1e-12), np.nan)
+    u = cands.union
+    by_score = sp.csr_matrix((score, u.indices, u.indptr), shape=u.shape)
+    return [score, score - cands.seq_best[rows], rank, row_rank(by_score).astype(np.float64)]
 
 
 def build_features(
@@ -127,6 +148,7 @@ def build_features(
     for m in cands.truncated.values():
         n_src += lookup(m, rows, cols) > 0
     cols_out.append(n_src)
+    cols_out += _sequence_columns(gen, cands, rows, cols)
     cols_out += shopper_columns(q.context, rows, cols, gen.categories)
     x = np.column_stack(cols_out).astype(np.float32)
     return rows, cols, x

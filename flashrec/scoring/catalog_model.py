@@ -28,12 +28,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flashrec.recsys.model import TwoTierConfig, TwoTierModel
 from flashrec.recsys.shopper_features import ShopperRow
 from flashrec.scoring.catalog import Catalog, catalog_from_interactions
 from flashrec.scoring.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from flashrec.recsys.sequence.train import EpochCallback
 
 ARTIFACT_FORMAT = "flashrec.catalog_model"
 ARTIFACT_VERSION = 1
@@ -147,8 +150,12 @@ class CatalogModel:
         min_sessions: int = MIN_SESSIONS,
         min_items: int = MIN_ITEMS,
         shopper_rows: Sequence[Sequence[ShopperRow]] | None = None,
+        on_epoch: EpochCallback | None = None,
     ) -> CatalogModel:
         """Fit on sessions of string item ids (oldest item first).
+
+        ``config.mode == "sequence"`` gives the standalone sequence-model variant (a
+        challenger for the A/B loop); ``on_epoch`` sees each epoch of its training.
 
         ``shopper_rows[s][t]``: the user's feature row as of strictly before position t of
         session s (None: anonymous); without it the shopper columns are missing (NaN).
@@ -170,7 +177,7 @@ class CatalogModel:
         attrs = {vocab.index[i]: cat for i, cat in catalog.attributes().items() if i in vocab}
         t0 = time.perf_counter()
         rows = None if shopper_rows is None else [list(shopper_rows[i]) for i in kept]
-        model = TwoTierModel(config).fit(encoded, len(vocab), attrs, rows)
+        model = TwoTierModel(config).fit(encoded, len(vocab), attrs, rows, on_epoch=on_epoch)
         metrics = {
             **{k: float(v) for k, v in model.report.validation.items()},
             "n_sessions": float(len(usable)),
@@ -211,6 +218,15 @@ class CatalogModel:
             ids = self.vocab.decode(row)
             out.append([(item, round(1.0 - rank / k, 6)) for rank, item in enumerate(ids)])
         return out
+
+    def use_device(self, device: str) -> None:
+        """Score on ``device`` ('cpu' or 'cuda', e.g. Settings.model_device)."""
+        self.model.use_device(device)
+
+    @property
+    def mode(self) -> str:
+        """'two_tier' or 'sequence' (the standalone sequence-model variant)."""
+        return self.model.config.mode
 
     def recommend_for(self, recent_items: Sequence[str], k: int = 20) -> list[tuple[str, float]]:
         """Top ``k`` (item_id, score) for one shopper (``recent_items`` most recent first)."""

@@ -13,7 +13,17 @@ the user's online feature row for the ranker's shopper features), drop sold-out 
 skip writes that would change nothing, write the rest in one pipeline, then acknowledge.
 A shopper whose personalized lists could not be computed (model service down) is left
 pending and retried: their current list stays as it was rather than being overwritten by
-something worse.
+something worse. A variant other than the champion that fails (a broken challenger) only
+loses its own list: the failure is counted against it in the running test's counters
+(``flashrec.adaptivity.test_counters``, with every list's scores, and how much of the
+champion's top 10 the challenger shares), which is what the rollout's shadow checks and
+error guardrail read. A shopper whose features read or model call fails on its own (not
+an outage: a Redis error is waited out, a model service that is down defers everyone) goes
+to the dead-letter stream with the reason, its signals acknowledged; the batch goes on.
+
+Why one module of ~710 lines: one consumer loop and the decisions it takes per batch (tiers,
+variants, rollout counters, live blending, write guards) share its state; the parts without
+state are ``tiers``, ``catalog``, ``segments``, ``active``, ``trace``, ``isolation``.
 """
 
 from __future__ import annotations
@@ -28,23 +38,31 @@ from typing import Any
 
 import redis
 
+from flashrec import live_candidates
+from flashrec.adaptivity import test_counters
+from flashrec.adaptivity.rollout import CHAMPION, RolloutState
+from flashrec.adaptivity.rollout_store import read_state
 from flashrec.eventlog.base import EventLog, LogRecord
+from flashrec.scoring import isolation, trace
+from flashrec.scoring.active import ActiveShoppers
 from flashrec.scoring.catalog import Catalog, content_list
 from flashrec.scoring.model_client import ModelServiceDown
 from flashrec.scoring.segments import refresh_segments
 from flashrec.scoring.tiers import (
     FeatureReader,
     ShopperState,
+    Signal,
     coalesce,
     parse_signal,
-    shopper_states,
 )
 from flashrec.serving import cache, keys
+from flashrec.settings import default_of
 
 log = logging.getLogger(__name__)
 
 RankFn = Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]]
 AbConfigFn = Callable[[], tuple[dict[str, float], frozenset[str]]]
+RolloutFn = Callable[[], RolloutState | None]
 DEFAULT_VARIANT = "champion"
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
@@ -58,24 +76,26 @@ def status_key(group: str) -> str:
 class ScorerConfig:
     """Knobs of one scorer process (``from_settings`` picks them from Settings)."""
 
-    group: str = "scorer"
-    consumer: str = "scorer-1"
-    batch_size: int = 1024
+    group: str = default_of("scorer_group")
+    consumer: str = default_of("scorer_consumer")
+    batch_size: int = default_of("scorer_batch_size")
     block_ms: int = 500
-    top_n: int = 50
+    top_n: int = default_of("scorer_top_n")
     margin: int = 20  # extra items asked for, so sold-out removal still leaves top_n
     retry_interval_s: float = 2.0  # re-read pending this often while shoppers are deferred
-    segment_interval_s: float = 30.0
+    segment_interval_s: float = default_of("scorer_segment_interval_s")
     segment_k: int = 100
-    prewarm_window_s: int = 3600
+    prewarm_window_s: int = default_of("scorer_prewarm_window_s")
     prewarm_max: int = 10_000
     unchanged_refresh_s: float = 60.0  # an identical list younger than this is not rewritten
-    list_ttl_s: int = cache.DEFAULT_LIST_TTL_S
-    lkg_ttl_s: int = cache.DEFAULT_LKG_TTL_S
+    live_slots: int = default_of("scorer_live_slots")  # top-10 positions for live candidates
+    list_ttl_s: int = default_of("scorer_list_ttl_s")
+    lkg_ttl_s: int = default_of("scorer_lkg_ttl_s")
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ScorerConfig:
-        """Fields from ``settings.scorer_<field>`` when Settings has them, else defaults."""
+        """Fields from ``settings.scorer_<field>`` when Settings has them (defaults written
+        there), else the scorer's own constants."""
         values = {
             f: getattr(settings, f"scorer_{f}")
             for f in cls.__dataclass_fields__
@@ -91,6 +111,7 @@ class ScorerStats:
     shoppers: int = 0
     lists_written: int = 0
     lists_unchanged: int = 0
+    lists_refused_older: int = 0
     deferred: int = 0
     segment_lists: int = 0
     redis_errors: int = 0
@@ -103,6 +124,10 @@ class ScorerStats:
     last_write_ms: float = 0.0
     last_batch_signals: int = 0
     last_segments_ms: int = 0
+    variant_errors: int = 0  # lists of a non-champion variant that failed (not retried)
+    dead_lettered: int = 0  # shoppers whose features or model call failed on their own
+    step_errors: int = 0  # batches that failed otherwise (left pending, process goes on)
+    champion_version: str = ""
     last_error: str = ""
 
 
@@ -123,6 +148,7 @@ class _Planned:
     model_version: str
     tier: str
     n_interactions: int
+    model_ms: tuple[int, int] | None = None  # when its model call began and ended
 
 
 class Scorer:
@@ -142,6 +168,7 @@ class Scorer:
         ab_config: AbConfigFn | None = None,
         read_items: FeatureReader | None = None,
         refresh_catalog: Callable[[], tuple[Catalog, str] | None] | None = None,
+        rollout_state: RolloutFn | None = None,
     ) -> None:
         self.client = client
         self.log = event_log
@@ -154,11 +181,19 @@ class Scorer:
         self.ab_config = ab_config or (lambda: cache.read_ab_config(client))
         self.read_items = read_items
         self.refresh_catalog = refresh_catalog
+        self.rollout_state = rollout_state or (lambda: read_state(client))
+        self._rollout: RolloutState | None = None
+        self._categories_of: Catalog | None = None
+        self._category_map: dict[str, str] = {}
+        self.active = ActiveShoppers()
         self.stats = ScorerStats()
         self._retry_at: float | None = None
         self._segments_at = 0.0
         self._rewarm = False
         self._started = False
+        self._poisoned: dict[str, str] = {}  # this batch: shopper -> why it was dead-lettered
+        #: Called after each batch with its result and seconds (metrics).
+        self.observer: Callable[[BatchResult, float], None] | None = None
 
     # -- one batch -----------------------------------------------------------------------
 
@@ -168,9 +203,13 @@ class Scorer:
         found = {v for v, s in shares.items() if s > 0} | set(shadow)
         return sorted(found) or [DEFAULT_VARIANT]
 
-    def process(self, records: Sequence[LogRecord], *, ack: bool = True) -> BatchResult:
-        """Score the shoppers named by ``records``, write their lists, acknowledge."""
+    def process(
+        self, records: Sequence[LogRecord], *, ack: bool = True, read_ms: int | None = None
+    ) -> BatchResult:
+        """Score the shoppers named by ``records`` (read at ``read_ms``), write their lists
+        with their freshness trace (``scoring.trace``), acknowledge."""
         result = BatchResult()
+        read_ms = cache.now_ms() if read_ms is None else read_ms
         signals, bad = [], []
         for rec in records:
             sig = parse_signal(rec)
@@ -178,19 +217,29 @@ class Scorer:
                 bad.append(rec.id)
             else:
                 signals.append(sig)
+        signals, done_categories = self._expand_categories(signals)
+        bad.extend(done_categories)
         groups = coalesce(signals)
+        self._poisoned = {}
         t0 = time.perf_counter()
-        states = shopper_states(signals, self.read_features) if signals else {}
+        states = self._shopper_states(signals) if signals else {}
+        categories = self._item_categories(states)
+        self._remember_active(states, categories)
         variants = self.variants()
+        self._follow_rollout()
         t1 = time.perf_counter()
         plans, deferred = self._plan(states, variants)
+        self._blend_live(plans, states, categories)
         t2 = time.perf_counter()
-        written, unchanged = self._write(plans)
+        written, unchanged = self._write(plans, groups, read_ms)
         t3 = time.perf_counter()
+        if self._poisoned:
+            self._dead_letter(groups, records)
         done_ids = list(bad)
         for shopper, sigs in groups.items():
             if shopper not in deferred:
                 done_ids.extend(s.record_id for s in sigs)
+        done_ids = list(dict.fromkeys(done_ids))  # a category signal names many shoppers
         if ack and done_ids:
             self.log.ack(self.config.group, done_ids)
         result.acked = len(done_ids)
@@ -209,7 +258,19 @@ class Scorer:
         st.last_write_ms = round((t3 - t2) * 1000, 1)
         st.last_batch_signals = len(records)
         self._publish_stats()
+        if self.observer is not None:
+            self.observer(result, time.perf_counter() - t0)
         return result
+
+    def _shopper_states(self, signals: list[Signal]) -> dict[str, ShopperState]:
+        return isolation.shopper_states(signals, self.read_features, self._poisoned, REDIS_ERRORS)
+
+    def _dead_letter(self, groups: dict[str, list[Signal]], records: Sequence[LogRecord]) -> None:
+        letters = isolation.dead_letters(self._poisoned, groups, records)
+        self.log.append_dead_letters(letters)
+        self.stats.dead_lettered += len(letters)
+        self.stats.last_error = letters[-1].reason
+        log.warning("dead-lettered %d shopper(s): %s", len(letters), letters[-1].reason)
 
     def _plan(
         self, states: dict[str, ShopperState], variants: list[str]
@@ -252,9 +313,14 @@ class Scorer:
     def _personalized(
         self, states: list[ShopperState], variants: list[str], want: int
     ) -> tuple[list[_Planned], set[str]] | None:
-        """Lists from the model service; None when it is down (every shopper deferred)."""
+        """Lists from the model service; None when it is down (every shopper deferred).
+
+        A bad answer for the champion defers its shopper (retried: their list stays as it
+        was); a bad answer for another variant drops only that list and is counted.
+        """
         if self.rank is None:
             return None
+        pairs = [(st, v) for st in states for v in variants]
         queries = [
             {
                 "recent_items": list(st.recent_items),
@@ -262,11 +328,19 @@ class Scorer:
                 "variant": v,
                 "user": dict(st.user_row) if st.user_row is not None else None,
             }
-            for st in states
-            for v in variants
+            for st, v in pairs
         ]
+        model_start = cache.now_ms()
         try:
-            answers = self.rank(queries)
+            try:
+                answers = self.rank(queries)
+            except ModelServiceDown:
+                raise
+            except Exception:  # noqa: BLE001 - something in the batch's content: find whom
+                answers = None
+            answers = isolation.isolate(
+                self.rank, pairs, queries, answers, _usable, self._poisoned, DEFAULT_VARIANT
+            )
             self.stats.model_service_up = True
         except ModelServiceDown as exc:
             if self.stats.model_service_up:
@@ -274,27 +348,157 @@ class Scorer:
             self.stats.model_service_up = False
             self.stats.last_error = str(exc)[:300]
             return None
-        plans, bad = [], set()
-        for q, ans in zip([(st, v) for st in states for v in variants], answers, strict=True):
-            st, v = q
+        model_ms = (model_start, cache.now_ms())
+        if self._poisoned:
+            kept = [i for i, (st, _) in enumerate(pairs) if st.shopper not in self._poisoned]
+            pairs, answers = [pairs[i] for i in kept], [answers[i] for i in kept]
+        plans, deferred = [], set()
+        good: dict[tuple[str, str], tuple[list[str], list[float], str]] = {}
+        for (st, v), ans in zip(pairs, answers, strict=True):
             items, scores = ans.get("items") or [], ans.get("scores") or []
-            if not _sane(items, scores):
-                bad.add(st.shopper)  # never cache garbage: keep the current list, retry
+            version = str(ans.get("model_version") or "unknown")
+            if ans.get("error") or not _sane(items, scores):
+                if v == DEFAULT_VARIANT:
+                    deferred.add(st.shopper)  # never cache garbage: keep the list, retry
+                else:
+                    self.stats.variant_errors += 1
+                    self.stats.last_error = f"{v}: {ans.get('error') or 'unusable answer'}"[:300]
                 continue
+            good[st.shopper, v] = ([str(i) for i in items], [float(x) for x in scores], version)
+        self._count_lists(pairs, answers, good)
+        by_shopper = {st.shopper: st for st in states}
+        for (shopper, v), (items, scores, version) in good.items():
+            if shopper in deferred:
+                continue
+            st = by_shopper[shopper]
             plans.append(
                 _Planned(
-                    st.shopper,
+                    shopper,
                     v,
-                    [str(i) for i in items],
-                    [float(s) for s in scores],
-                    str(ans.get("model_version") or "unknown"),
+                    items,
+                    scores,
+                    version,
                     "personalized",
                     st.n_interactions,
-                )
+                    model_ms,
+                )  # fmt: skip
             )
-        return [p for p in plans if p.shopper not in bad], bad
+        return plans, deferred
 
-    def _write(self, plans: list[_Planned]) -> tuple[int, int]:
+    def _blend_live(
+        self, plans: list[_Planned], states: dict[str, ShopperState], categories: dict[str, str]
+    ) -> None:
+        """Live candidates (stream-updated co-visitation and trending, see
+        ``flashrec.live_candidates``) into the reserved slots of every list: what went
+        viral a few seconds ago reaches the shoppers it fits before any retrain."""
+        slots = self.config.live_slots
+        if slots <= 0 or not plans:
+            return
+        recent = {p.shopper: states[p.shopper].recent_items for p in plans if p.shopper in states}
+        recent = {k: v for k, v in recent.items() if v}
+        if not recent:
+            return
+        live = live_candidates.read(self.client, recent, categories)
+        for plan in plans:
+            cands = live.get(plan.shopper)
+            if cands:
+                ranked = list(zip(plan.items, plan.scores, strict=True))
+                blended = live_candidates.blend(ranked, cands, slots)
+                plan.items = [i for i, _ in blended]
+                plan.scores = [s for _, s in blended]
+
+    def _item_categories(self, states: dict[str, ShopperState]) -> dict[str, str]:
+        """Categories of the shoppers' newest items: the model's catalog, and the stream
+        job's catalog hash for items created since the model was trained."""
+        items = {i for st in states.values() for i in st.recent_items[:3]}
+        if not items:
+            return {}
+        known = self._categories()
+        out = {i: known[i] for i in items if i in known}
+        missing = sorted(items - out.keys())
+        if missing:
+            found = self.client.hmget(keys.CATALOG_CATEGORY, missing)
+            out.update({i: _s(c) for i, c in zip(missing, found, strict=True) if c})
+        return out
+
+    def _expand_categories(self, signals: list[Signal]) -> tuple[list[Signal], list[str]]:
+        """Category signals become signals of that category's recently active shoppers;
+        returns the signals to score and the ids of category signals that reached none."""
+        out = [s for s in signals if s.kind != "c"]
+        empty = []
+        for sig in (s for s in signals if s.kind == "c"):
+            shoppers = self.active.in_category(sig.shopper_id)
+            if not shoppers:
+                empty.append(sig.record_id)
+            for ref in shoppers:
+                kind, _, shopper_id = ref.partition(":")
+                out.append(Signal(sig.record_id, kind, shopper_id, sig.reason))
+        return out, empty
+
+    def _remember_active(self, states: dict[str, ShopperState], categories: dict[str, str]) -> None:
+        for st in states.values():
+            if st.skip or not st.recent_items:
+                continue
+            cats = [categories[i] for i in st.recent_items[:3] if i in categories]
+            if cats:
+                self.active.saw(st.shopper, cats)
+
+    def _categories(self) -> dict[str, str]:
+        """The catalog's item -> category, built once per catalog (not per batch)."""
+        if self._categories_of is not self.catalog:
+            self._category_map = self.catalog.attributes()
+            self._categories_of = self.catalog
+        return self._category_map
+
+    def _follow_rollout(self) -> None:
+        """The running test (for its counters); a new champion re-warms recent shoppers."""
+        try:
+            state = self.rollout_state()
+        except REDIS_ERRORS:
+            return
+        if state is not None and state.champion_version != self.stats.champion_version:
+            if self.stats.champion_version:
+                log.info("champion is now %s: re-scoring recent shoppers", state.champion_version)
+                self._rewarm = True
+            self.stats.champion_version = state.champion_version
+        self._rollout = state
+
+    def _count_lists(
+        self,
+        pairs: list[tuple[ShopperState, str]],
+        answers: list[dict[str, Any]],
+        good: dict[tuple[str, str], tuple[list[str], list[float], str]],
+    ) -> None:
+        """Add this batch's lists to the running test's counters, per arm (only answers
+        from the arm's pinned version count: a swap in flight answers with the old one)."""
+        state = self._rollout
+        key = state.counters_key if state is not None else None
+        if state is None or key is None:
+            return
+        pins = state.pins()
+        per_arm: dict[str, list[tuple[list[str], list[float]] | None]] = {}
+        overlap: list[float] = []
+        for (st, v), ans in zip(pairs, answers, strict=True):
+            if v not in pins or str(ans.get("model_version")) != pins[v]:
+                continue
+            got = good.get((st.shopper, v))
+            per_arm.setdefault(v, []).append(None if got is None else (got[0], got[1]))
+            champion = good.get((st.shopper, CHAMPION))
+            if v != CHAMPION and got is not None and champion is not None:
+                overlap.append(test_counters.overlap_at(champion[0], got[0]))
+        if not per_arm:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for arm, lists in per_arm.items():
+            fields = test_counters.lists_fields(lists)
+            if arm != CHAMPION and overlap:
+                fields.update(overlap_sum=float(sum(overlap)), overlap_n=len(overlap))
+            test_counters.add(pipe, key, arm, fields)
+        pipe.execute()
+
+    def _write(
+        self, plans: list[_Planned], groups: dict[str, list[Signal]], read_ms: int
+    ) -> tuple[int, int]:
         """Sold-out filter, unchanged check, then one pipeline of list writes."""
         if not plans:
             return 0, 0
@@ -329,6 +533,7 @@ class Scorer:
                 computed_at=now,
                 tier=plan.tier,
                 n_interactions=plan.n_interactions,
+                trace=trace.for_signals(groups.get(plan.shopper, ()), read_ms, plan.model_ms, now),
             )
             cache.write_user_list(
                 pipe,  # type: ignore[arg-type]  # a pipeline queues the same EVAL
@@ -339,7 +544,11 @@ class Scorer:
             )
             written += 1
         if written:
-            pipe.execute()
+            # a list computed from older inputs than the cached one is refused (0): a
+            # slower consumer never replaces a fresher list
+            refused = sum(1 for outcome in pipe.execute() if outcome == 0)
+            self.stats.lists_refused_older += refused
+            written -= refused
         return written, unchanged
 
     def _publish_stats(self) -> None:
@@ -463,6 +672,12 @@ class Scorer:
                 self._rewarm = True
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception as exc:  # noqa: BLE001 - a supervised loop never dies of one batch
+                self.stats.step_errors += 1
+                self.stats.last_error = repr(exc)[:300]
+                log.exception("scorer step failed; its signals stay pending for a retry")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
 
 
 def _sane(items: Any, scores: Any) -> bool:
@@ -475,12 +690,16 @@ def _sane(items: Any, scores: Any) -> bool:
     )
 
 
+def _usable(answer: dict[str, Any]) -> bool:
+    return not answer.get("error") and _sane(answer.get("items") or [], answer.get("scores") or [])
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def read_status(client: redis.Redis, event_log: EventLog, group: str) -> dict[str, Any]:
-    """What ``python -m flashrec.scoring status`` prints: group lag/pending + counters."""
+    """What ``python -m bentos.scorer_process status`` prints: group lag/pending + counters."""
     out: dict[str, Any] = {"group": group}
     try:
         h = event_log.health(group)

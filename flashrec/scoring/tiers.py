@@ -26,12 +26,15 @@ FeatureReader = Callable[[str, Sequence[str]], list[dict[str, Any]]]
 
 @dataclass(frozen=True)
 class Signal:
-    """One rescore request: ``kind`` ``u`` (user_id) or ``s`` (session_id)."""
+    """One rescore request: ``kind`` ``u`` (user_id), ``s`` (session_id) or ``c`` (a
+    category whose trending top changed: its active shoppers, see ``scoring.active``)."""
 
     record_id: str
     kind: str
     shopper_id: str
     reason: str = ""
+    entry_ms: int = 0  # the triggering event's append to the event log (stream job)
+    flushed_ms: int = 0  # when the stream job flushed the features it changed
 
     @property
     def shopper(self) -> str:
@@ -68,10 +71,16 @@ def parse_signal(record: LogRecord) -> Signal | None:
     if not isinstance(fields, dict):
         return None
     reason = str(fields.get("reason", ""))
+    timing = {
+        "entry_ms": _int(fields.get("entry_ms")),
+        "flushed_ms": _int(fields.get("flushed_ms")),
+    }
     if fields.get("user_id"):
-        return Signal(record.id, "u", str(fields["user_id"]), reason)
+        return Signal(record.id, "u", str(fields["user_id"]), reason, **timing)
     if fields.get("session_id"):
-        return Signal(record.id, "s", str(fields["session_id"]), reason)
+        return Signal(record.id, "s", str(fields["session_id"]), reason, **timing)
+    if fields.get("category"):
+        return Signal(record.id, "c", str(fields["category"]), reason)
     return None
 
 

@@ -1,33 +1,42 @@
 """Cached lists: their wire format, the writer helpers the scorer calls, stock and A/B state.
 
-WHY here and not in the scorer: the read API and every writer must agree byte for byte on
-the list format (see ``keys``). Writers use these helpers (redis-py, synchronous: batch
-jobs); the read API only uses ``decode_list``/``split_ids``. The attribution aggregator
-(``run_attribution``) lives here too because it is I/O around the pure
-``policy.attribute`` function.
+The list format is defined here and only here, for both languages that read it: Python
+(``encode_list`` / ``decode_list`` / ``split_ids`` / ``computed_at_of``) and the Lua
+scripts that run inside Redis (``LIST_FORMAT_LUA``: the read path's sold-out check and
+the freshness-guarded write). A value is three lines::
+
+    <computed_at, epoch ms>\n<item_id>,<item_id>,...\n<JSON header>
+
+The two fields Redis needs come first, as plain text, so the scripts read them with plain
+string operations and never decode JSON; the header holds the rest (``scores`` in the
+same order, ``model_version``, ``variant``, ``tier``, ``n_interactions``, ``trace``).
+Item ids never hold a comma or newline (``flashrec.events.Identifier``).
+
+Writers use these helpers (redis-py, synchronous: batch jobs). Impressions' stream format
+is here too: the read API writes it, attribution (``flashrec.attribution``) reads it.
+
+Why one module of ~380 lines: the cached-list contract (both languages) and every writer
+helper: what readers and writers must agree on byte for byte stays together.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import orjson
 import redis
 
 from flashrec.serving import keys
-from flashrec.serving.policy import (
-    TIERS,
-    AttributionState,
-    Impression,
-    attribute,
-)
+from flashrec.serving.policy import TIERS, Impression
+from flashrec.settings import default_of
 
 MAX_LIST_LEN = 500  # bounds the Lua sold-out check (one SMISMEMBER per list)
-DEFAULT_LIST_TTL_S = 86_400
-DEFAULT_LKG_TTL_S = 7 * 86_400
+DEFAULT_LIST_TTL_S = default_of("scorer_list_ttl_s")
+DEFAULT_LKG_TTL_S = default_of("scorer_lkg_ttl_s")
 DEFAULT_IMPRESSIONS_MAXLEN = 1_000_000
 
 
@@ -42,6 +51,9 @@ class CachedList:
     computed_at: int
     tier: str
     n_interactions: int = 0
+    #: When each step of the path that produced this list happened (epoch ms; keys in
+    #: ``flashrec.scoring.trace``): how fresh it is, and where the time went. Optional.
+    trace: dict[str, int] | None = None
 
     def validate(self) -> CachedList:
         """Writer-side checks (the reader skips them: it must stay cheap and total)."""
@@ -60,24 +72,55 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: The list format's two plain fields, read inside Redis: every script that touches a
+#: list value starts with these functions (nil / {} for a value that is not a list).
+LIST_FORMAT_LUA = """
+local function list_computed_at(v)
+  local nl = string.find(v, '\\n', 1, true)
+  return nl and tonumber(string.sub(v, 1, nl - 1))
+end
+local function list_ids(v)
+  local ids = {}
+  local a = string.find(v, '\\n', 1, true)
+  if not a then return ids end
+  local b = string.find(v, '\\n', a + 1, true)
+  for id in string.gmatch(string.sub(v, a + 1, (b or (#v + 1)) - 1), '[^,]+') do
+    ids[#ids + 1] = id
+  end
+  return ids
+end
+"""
+
+
 def encode_list(cached: CachedList) -> bytes:
-    """``ids\\nheader`` (see ``keys``): ids first so Lua can read them without JSON."""
+    """``computed_at\\nids\\nheader`` (the module's docstring says why in this order)."""
     cached.validate()
     header = {
         "scores": list(cached.scores),
         "model_version": cached.model_version,
         "variant": cached.variant,
-        "computed_at": cached.computed_at,
         "tier": cached.tier,
         "n_interactions": cached.n_interactions,
     }
-    return ",".join(cached.items).encode() + b"\n" + orjson.dumps(header)
+    if cached.trace:
+        header["trace"] = cached.trace
+    return b"%d\n%s\n%s" % (
+        cached.computed_at,
+        ",".join(cached.items).encode(),
+        orjson.dumps(header),
+    )
 
 
 def split_ids(raw: bytes) -> list[str]:
     """Only the item ids of an encoded list (cheap: no JSON)."""
-    head, _, _ = raw.partition(b"\n")
-    return head.decode().split(",") if head else []
+    parts = raw.split(b"\n", 2)
+    return parts[1].decode().split(",") if len(parts) == 3 and parts[1] else []
+
+
+def computed_at_of(raw: bytes | None) -> int:
+    """Only the ``computed_at`` of an encoded list (0 for a missing or corrupt value)."""
+    head = raw.partition(b"\n")[0] if raw else b""
+    return int(head) if head.isdigit() else 0
 
 
 def decode_list(raw: bytes | None) -> CachedList | None:
@@ -86,7 +129,7 @@ def decode_list(raw: bytes | None) -> CachedList | None:
     if not raw:
         return None
     try:
-        head, _, body = raw.partition(b"\n")
+        stamp, head, body = raw.split(b"\n", 2)
         header: dict[str, Any] = orjson.loads(body)
         items = tuple(head.decode().split(",")) if head else ()
         scores = tuple(header.get("scores") or (0.0,) * len(items))
@@ -97,9 +140,10 @@ def decode_list(raw: bytes | None) -> CachedList | None:
             scores=scores,
             model_version=str(header.get("model_version", "")),
             variant=str(header.get("variant", "")),
-            computed_at=int(header.get("computed_at", 0)),
+            computed_at=int(stamp),
             tier=str(header.get("tier", "segment")),
             n_interactions=int(header.get("n_interactions", 0)),
+            trace=header.get("trace") if isinstance(header.get("trace"), dict) else None,
         )
     except (ValueError, TypeError, orjson.JSONDecodeError):
         return None
@@ -107,12 +151,34 @@ def decode_list(raw: bytes | None) -> CachedList | None:
 
 # Atomic "current becomes last-known-good, new becomes current": a reader never sees a
 # shopper without both, and a failed scorer run (which writes nothing) leaves both intact.
-_ROTATE_LUA = """
+# Writes never go back in time: the current list's ``computed_at`` is read inside the
+# script (``list_computed_at``, as the read path reads it), and an older list is refused, so a
+# slow consumer's late write cannot replace a fresher one. Equal times are replaced (the
+# later writer wins a tie; a replay of the same list changes nothing). A current value
+# without a readable ``computed_at`` (corrupt) counts as older than anything.
+# KEYS[1] = current, KEYS[2] = last-known-good; ARGV[1] = new value, ARGV[2] / ARGV[3] =
+# their TTLs, ARGV[4] = the new value's computed_at. Returns a ``ListWrite``.
+_ROTATE_LUA = (
+    LIST_FORMAT_LUA
+    + """
 local old = redis.call('GET', KEYS[1])
+if old then
+  local ts = list_computed_at(old)
+  if ts and ts > tonumber(ARGV[4]) then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 if old then redis.call('SET', KEYS[2], old, 'EX', ARGV[3]) end
-return old and 1 or 0
+return old and 2 or 1
 """
+)
+
+
+class ListWrite(IntEnum):
+    """What ``write_user_list`` did (falsy only when nothing was written)."""
+
+    REFUSED_OLDER = 0  # the cached list is newer: left as it was
+    WRITTEN = 1  # no list before: the new one is current, no last-known-good yet
+    ROTATED = 2  # the previous list became last-known-good
 
 
 def write_user_list(
@@ -122,17 +188,18 @@ def write_user_list(
     *,
     ttl_s: int = DEFAULT_LIST_TTL_S,
     lkg_ttl_s: int = DEFAULT_LKG_TTL_S,
-) -> bool:
-    """Store a shopper's new list for ``cached.variant``; the previous one becomes LKG.
+) -> ListWrite:
+    """Store a shopper's new list for ``cached.variant``; the previous one becomes LKG,
+    unless the cached list is newer (``computed_at``), which is then kept as it is.
 
     ``shopper`` is ``keys.shopper_ref("u", user_id)`` or ``keys.shopper_ref("s",
     session_id)``. Only write lists you consider good (non-empty, from a healthy model): the
     read API falls back to the LKG when the current list is stale, missing or all sold out.
-    Returns True when a previous list was rotated into the LKG slot.
+    Given a pipeline, the EVAL is queued and its ``ListWrite`` value comes from ``execute``.
     """
     if not cached.items:
         raise ValueError("refusing to cache an empty list: it would hide the last good one")
-    rotated = client.eval(
+    outcome = client.eval(
         _ROTATE_LUA,
         2,
         keys.rec_list(cached.variant, shopper),
@@ -140,8 +207,11 @@ def write_user_list(
         encode_list(cached),
         ttl_s,
         lkg_ttl_s,
+        cached.computed_at,
     )
-    return bool(rotated)
+    if isinstance(outcome, int):
+        return ListWrite(outcome)
+    return outcome  # a pipeline: queued
 
 
 def write_segment_list(
@@ -281,81 +351,20 @@ def parse_impression(fields: Mapping[Any, Any]) -> Impression | None:
         return None
 
 
-@dataclass
-class AttributionAggregator:
-    """Periodic job: read new impressions and events, attribute, add up per variant.
-
-    WHY stateful: a click is attributed to the latest served impression of the same shopper
-    that showed the item within ``window_ms``; the aggregator keeps those recent impressions
-    in memory between runs and its stream cursors in Redis (``keys.AB_CURSOR``). Call
-    ``run_once`` every few seconds (a Dagster sensor or a loop).
-    """
-
-    client: redis.Redis
-    events_stream: str = "flashrec:events"
-    window_ms: int = 30 * 60 * 1000
-    state: AttributionState = field(default_factory=AttributionState)
-
-    def run_once(self, count: int = 10_000) -> dict[str, dict[str, float]]:
-        cursors = {_s(k): _s(v) for k, v in self.client.hgetall(keys.AB_CURSOR).items()}
-        imp_id = cursors.get("impressions", "0")
-        ev_id = cursors.get("events", "0")
-        imps = self.client.xrange(
-            keys.IMPRESSIONS, min="-" if imp_id == "0" else f"({imp_id}", count=count
-        )
-        evs = self.client.xrange(
-            self.events_stream, min="-" if ev_id == "0" else f"({ev_id}", count=count
-        )
-        parsed_imps = [p for _, f in imps if (p := parse_impression(f))]
-        parsed_evs = [_event_of(f) for _, f in evs]
-        deltas = attribute(
-            self.state, parsed_imps, [e for e in parsed_evs if e], window_ms=self.window_ms
-        )
-        pipe = self.client.pipeline(transaction=True)
-        for variant, d in deltas.counters.items():
-            for name, value in d.items():
-                if isinstance(value, float):
-                    pipe.hincrbyfloat(keys.ab_stats(variant), name, value)
-                else:
-                    pipe.hincrby(keys.ab_stats(variant), name, value)
-        for variant, shoppers in deltas.shoppers.items():
-            pipe.pfadd(keys.ab_shoppers(variant), *shoppers)
-        for variant, shoppers in deltas.converters.items():
-            pipe.pfadd(keys.ab_converters(variant), *shoppers)
-        new_cursors = {}
-        if imps:
-            new_cursors["impressions"] = _s(imps[-1][0])
-        if evs:
-            new_cursors["events"] = _s(evs[-1][0])
-        if new_cursors:
-            pipe.hset(keys.AB_CURSOR, mapping=new_cursors)
-        pipe.execute()
-        return read_ab_stats(self.client)
-
-
-def _event_of(fields: Mapping[Any, Any]) -> dict[str, Any] | None:
-    """A storefront event as a dict from an event-log entry (``payload`` JSON), else None."""
-    raw = fields.get(b"payload", fields.get("payload"))
-    if raw is None:
-        return None
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) and "event_type" in doc else None
-
-
 def read_ab_stats(client: redis.Redis) -> dict[str, dict[str, float]]:
-    """Per-variant totals and rates: CTR (clicks / impressions), conversion rate (shoppers
-    who bought / shoppers shown), revenue per shopper session."""
-    variants = {
-        _s(k).rsplit(":", 1)[-1] for k in client.scan_iter(match=keys.PREFIX + "ab:stats:*")
-    }
+    """Per-variant totals and rates of the variants now configured (shares, shadow, and
+    the two rollout arms): CTR (clicks / impressions) and purchases per impression, from
+    the attribution worker's exact counters. No keyspace scan: the variants are known."""
+    shares, shadow = read_ab_config(client)
+    variants = sorted({*shares, *shadow, "champion", "challenger"})
+    pipe = client.pipeline(transaction=False)
+    for v in variants:
+        pipe.hgetall(keys.ab_stats(v))
     out: dict[str, dict[str, float]] = {}
-    for v in sorted(variants):
-        raw = {_s(a): float(_s(b)) for a, b in client.hgetall(keys.ab_stats(v)).items()}
-        shoppers = client.pfcount(keys.ab_shoppers(v))
-        converters = client.pfcount(keys.ab_converters(v))
+    for v, raw_row in zip(variants, pipe.execute(), strict=True):
+        if not raw_row:
+            continue
+        raw = {_s(a): float(_s(b)) for a, b in raw_row.items()}
         imps = raw.get("impressions", 0.0)
         out[v] = {
             "impressions": imps,
@@ -363,10 +372,9 @@ def read_ab_stats(client: redis.Redis) -> dict[str, dict[str, float]]:
             "carts": raw.get("carts", 0.0),
             "purchases": raw.get("purchases", 0.0),
             "revenue": round(raw.get("revenue", 0.0), 2),
-            "shoppers": float(shoppers),
             "ctr": raw.get("clicks", 0.0) / imps if imps else 0.0,
-            "conversion_rate": converters / shoppers if shoppers else 0.0,
-            "revenue_per_session": raw.get("revenue", 0.0) / shoppers if shoppers else 0.0,
+            "conversion_rate": raw.get("purchases", 0.0) / imps if imps else 0.0,
+            "revenue_per_impression": raw.get("revenue", 0.0) / imps if imps else 0.0,
         }
     return out
 

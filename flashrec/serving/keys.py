@@ -30,6 +30,11 @@ flashrec:seg:tod:<bucket>           STRING  popular per UTC time-of-day bucket
 flashrec:seg:item:<item_id>         STRING  items related to one item (co-visitation or same
                                             category), used on product pages.
 flashrec:soldout                    SET     stream job: item ids sold out right now.
+flashrec:catalog:category           HASH    stream job: item_id -> category (from
+                                            item_created, so new items have one at once).
+flashrec:live:trend:<category>      ZSET    stream job: items trending now in a category.
+flashrec:live:covis:<item>          ZSET    stream job: items sessions moved to from <item>
+                                            (see ``flashrec.live_candidates``).
 flashrec:stock                      HASH    stream job: item_id -> stock level (int).
 flashrec:ab:shares                  HASH    operators: variant -> traffic share (float); read
                                             by the API every ~1 s, so a change applies
@@ -43,22 +48,27 @@ flashrec:ab:stats:<v>               HASH    attribution aggregator: impressions,
 flashrec:ab:shoppers:<v>            HLL     aggregator: distinct shoppers shown variant v.
 flashrec:ab:converters:<v>          HLL     aggregator: distinct shoppers who bought after an
                                             impression of variant v.
-flashrec:ab:cursor                  HASH    aggregator: last stream ids read (impressions,
-                                            events), so each run resumes where it stopped.
+flashrec:rollout:state              STRING  rollout (Dagster): JSON of ``RolloutState``: the
+                                            champion's and challenger's pinned versions, the
+                                            stage, the test id, the canary share. The model
+                                            service, scorer and attribution follow it.
+flashrec:ab:test:{<t>}:<arm>        HASH    exact counters of one test stage ``<t>`` =
+                                            ``<test_id>:<stage>``, per arm (champion,
+                                            challenger): scorer (lists, errors, scores, overlap)
+                                            and attribution (impressions, clicks, carts,
+                                            purchases, revenue, sessions, conversions).
+flashrec:ab:test:{<t>}:<arm>:shoppers SET   attribution: distinct shoppers shown the arm.
+flashrec:ab:test:{<t>}:<arm>:converters SET attribution: distinct shoppers who bought an
+                                            item the arm showed them.
+flashrec:attr:imp:<shopper>         LIST    attribution: the shopper's recent served
+                                            impressions (bounded, expires with the window).
+flashrec:attr:seen:<bucket>         SET     attribution: event ids already counted (per
+                                            10-minute bucket, expiring): exactly-once counts.
 ==================================  ======  ==================================================
 
-List value format (every ``rec``, ``lkg`` and ``seg`` key)::
-
-    <item_id>,<item_id>,...\\n<JSON header>
-
-The first line is the comma-separated item ids in rank order (item ids never hold a comma:
-see ``flashrec.events.Identifier``). It comes first so that the read API's Lua script can
-check every id against ``flashrec:soldout`` with plain string operations, without decoding
-JSON inside Redis. The JSON header holds ``scores`` (same order), ``model_version``,
-``variant``, ``computed_at`` (epoch milliseconds), ``tier`` (``personalized`` | ``content``
-| ``segment``) and ``n_interactions``. The header is compact JSON (no spaces) because the
-read script finds ``"computed_at":<ms>`` by pattern to judge freshness inside Redis. Build
-and parse values only with ``flashrec.serving.cache`` (``encode_list`` / ``decode_list``).
+List values (every ``rec``, ``lkg`` and ``seg`` key) have one format, defined in
+``flashrec.serving.cache`` for Python and for the Lua scripts alike: build and parse them
+only there.
 
 Who writes what: the scorer calls ``cache.write_user_list`` (current + last-known-good,
 atomically); batch jobs call ``cache.write_segment_list``; operators call
@@ -76,7 +86,8 @@ STOCK = PREFIX + "stock"
 AB_SHARES = PREFIX + "ab:shares"
 AB_SHADOW = PREFIX + "ab:shadow"
 IMPRESSIONS = PREFIX + "impressions"
-AB_CURSOR = PREFIX + "ab:cursor"
+ROLLOUT_STATE = PREFIX + "rollout:state"
+CATALOG_CATEGORY = PREFIX + "catalog:category"
 POPULAR = PREFIX + "seg:popular"
 TRENDING = PREFIX + "seg:trending"
 
@@ -116,9 +127,24 @@ def ab_stats(variant: str) -> str:
     return f"{PREFIX}ab:stats:{variant}"
 
 
-def ab_shoppers(variant: str) -> str:
-    return f"{PREFIX}ab:shoppers:{variant}"
+def ab_test(counters_key: str, arm: str) -> str:
+    """Exact counters of one arm of one test stage (hash-tagged: one Redis Cluster slot)."""
+    return f"{PREFIX}ab:test:{{{counters_key}}}:{arm}"
 
 
-def ab_converters(variant: str) -> str:
-    return f"{PREFIX}ab:converters:{variant}"
+def ab_test_shoppers(counters_key: str, arm: str) -> str:
+    return f"{ab_test(counters_key, arm)}:shoppers"
+
+
+def ab_test_converters(counters_key: str, arm: str) -> str:
+    return f"{ab_test(counters_key, arm)}:converters"
+
+
+def attribution_impressions(shopper: str) -> str:
+    """Recent served impressions of one shopper (``shopper_ref`` form)."""
+    return f"{PREFIX}attr:imp:{shopper}"
+
+
+def attribution_seen(bucket: int) -> str:
+    """Event ids counted in one 10-minute bucket of arrival time."""
+    return f"{PREFIX}attr:seen:{bucket}"

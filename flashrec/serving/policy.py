@@ -1,4 +1,4 @@
-"""Pure decisions of the read path: tier, fallback chain, stock filter, A/B, attribution.
+"""Pure decisions of the read path: tier, fallback chain, stock filter, A/B, impressions.
 
 WHY pure: every rule that decides what a shopper sees is here, with no Redis, clock or
 framework, so each one is unit-tested in microseconds and the read API stays a thin shell
@@ -9,10 +9,9 @@ arguments.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 TIERS = ("personalized", "content", "segment")
 #: Where an answer came from, best first (the order of the fallback chain).
@@ -231,8 +230,6 @@ def select(
 
 # --- impressions and attribution --------------------------------------------------------
 
-ATTRIBUTED = {"click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
-
 
 @dataclass(frozen=True)
 class Impression:
@@ -246,79 +243,3 @@ class Impression:
     items: tuple[str, ...]
     served: bool
     ts_ms: int
-
-
-@dataclass
-class AttributionState:
-    """Recent served impressions per shopper, kept between aggregator runs (bounded)."""
-
-    recent: dict[str, deque[Impression]] = field(default_factory=dict)
-    per_shopper: int = 20
-
-
-@dataclass
-class AttributionDeltas:
-    counters: dict[str, dict[str, int | float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(int))
-    )
-    shoppers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    converters: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-
-
-def _event_time_ms(event: Mapping[str, Any]) -> int:
-    from datetime import datetime
-
-    raw = event.get("event_time")
-    try:
-        return int(datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return 0
-
-
-def attribute(
-    state: AttributionState,
-    impressions: Iterable[Impression],
-    events: Iterable[Mapping[str, Any]],
-    *,
-    window_ms: int = 30 * 60 * 1000,
-) -> AttributionDeltas:
-    """Last-touch attribution: a click/cart/purchase of item X by a shopper counts for the
-    latest earlier *served* impression of that shopper which showed X within ``window_ms``.
-
-    Shadow impressions are never credited (nobody saw them). Events are matched to a shopper
-    by ``u:<user_id>`` and by ``s:<session_id>``, the two forms the read API logs. Revenue
-    is ``price * quantity`` of attributed purchases.
-    """
-    deltas = AttributionDeltas()
-    for imp in impressions:
-        if not imp.served:
-            continue
-        deltas.counters[imp.variant]["impressions"] += 1
-        deltas.shoppers[imp.variant].add(imp.shopper)
-        q = state.recent.setdefault(imp.shopper, deque(maxlen=state.per_shopper))
-        q.append(imp)
-    for ev in events:
-        name = ATTRIBUTED.get(str(ev.get("event_type")))
-        if name is None:
-            continue
-        item = ev.get("item_id")
-        ts = _event_time_ms(ev)
-        refs = []
-        if ev.get("user_id"):
-            refs.append(f"u:{ev['user_id']}")
-        if ev.get("session_id"):
-            refs.append(f"s:{ev['session_id']}")
-        best: Impression | None = None
-        for ref in refs:
-            for imp in state.recent.get(ref, ()):
-                in_window = item in imp.items and 0 <= ts - imp.ts_ms <= window_ms
-                if in_window and (best is None or imp.ts_ms > best.ts_ms):
-                    best = imp
-        if best is None:
-            continue
-        deltas.counters[best.variant][name] += 1
-        if name == "purchases":
-            price = float(ev.get("price") or 0.0) * int(ev.get("quantity") or 1)
-            deltas.counters[best.variant]["revenue"] += price
-            deltas.converters[best.variant].add(best.shopper)
-    return deltas

@@ -15,17 +15,17 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from flashrec.events import CatalogEvent, StorefrontEvent
-from flashrec.simulator.catalog import Catalog, StockLedger, build_catalog
+from flashrec.simulator.catalog import Catalog, StockLedger
 from flashrec.simulator.config import DAY_MS, HOUR_MS, SimulationConfig
 from flashrec.simulator.faults import LandingDay, assemble_landing
 from flashrec.simulator.shoppers import (
     SaleMix,
     Shopper,
     TasteModel,
-    build_shoppers,
     plan_session,
     session_context,
 )
+from flashrec.simulator.world import build_world
 
 log = logging.getLogger("flashrec.simulator")
 
@@ -111,16 +111,6 @@ class _Emitter:
                 **fields,  # type: ignore[arg-type]
             )
         )
-
-
-def _pick_sale(rng: np.random.Generator, config: SimulationConfig, catalog: Catalog) -> SaleMix:
-    """Discount popular-ish items that exist at the sale start; a few of them go viral."""
-    sale_lo, _ = config.surge_window_ms
-    weights = catalog.popularity * catalog.available(sale_lo)
-    k = min(config.n_sale_items, int(np.count_nonzero(weights)))
-    sale_items = np.sort(rng.choice(catalog.size, size=k, replace=False, p=weights / weights.sum()))
-    viral = np.sort(rng.choice(sale_items, size=min(config.n_viral_items, k), replace=False))
-    return SaleMix(sale_items, viral, config.sale_share, config.viral_share)
 
 
 def _catalog_steps(
@@ -246,20 +236,9 @@ def _log_day(config: SimulationConfig, day_end_ms: int, count: int) -> None:
 
 def simulate(config: SimulationConfig) -> SimulationResult:
     """Run the whole simulated period; deterministic in ``config`` (seed included)."""
-    rng = np.random.Generator(np.random.PCG64(config.seed))
+    world, rng = build_world(config)
+    catalog, shoppers, sale = world.catalog, world.shoppers, world.sale
     sale_lo, sale_hi = config.surge_window_ms
-    catalog = build_catalog(
-        rng,
-        n_items=config.n_items,
-        n_categories=config.n_categories,
-        n_brands=config.n_brands,
-        zipf_exponent=config.zipf_exponent,
-        new_item_share=config.new_item_share,
-        new_items_window_ms=(sale_lo // 4, max(sale_lo // 4 + 1, sale_lo * 9 // 10)),
-        stock_range=config.stock_range,
-    )
-    shoppers = build_shoppers(rng, catalog, config.n_users)
-    sale = _pick_sale(rng, config, catalog)
     sale_prices = catalog.base_prices.copy()
     discount = rng.uniform(*config.sale_discount, size=len(sale.sale_items))
     sale_prices[sale.sale_items] = np.round(sale_prices[sale.sale_items] * (1 - discount), 2)

@@ -8,7 +8,18 @@ from pathlib import Path
 import yaml
 
 from flashrec.settings import Settings
-from orchestration.k8s.manifests import all_objects
+from orchestration.k8s.render import all_objects
+
+
+def render(settings: Settings, out: Path) -> list[Path]:
+    """Write every file of ``all_objects`` into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, objects in all_objects(settings).items():
+        path = out / name
+        path.write_text(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True))
+        written.append(path)
+    return written
 
 
 def main() -> None:
@@ -16,10 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=settings.var_dir / "k8s")
     out: Path = parser.parse_args().out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, objects in all_objects(settings).items():
-        (out / name).write_text(yaml.safe_dump_all(objects, sort_keys=False))
-        print(f"wrote {out / name} ({len(objects)} objects)")
+    for path in render(settings, out):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

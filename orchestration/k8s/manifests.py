@@ -1,51 +1,77 @@
-"""Render every Kubernetes object of the platform from one Settings object.
+"""The building blocks every Kubernetes object shares, from one Settings object
+(metadata, images, environment, the ConfigMap); ``render`` assembles the files.
 
-Nothing here is written by hand twice: images, environment and resources come from the
-settings and from the compute classes that the assets use, so the manifests cannot drift
-from the code. Secrets are only ever referenced by name (``envFrom.secretRef``); their
-values are created out of band (sealed-secrets, an external secret store, ...).
+Nothing here is written by hand twice: images, environment, storage locations and
+resources come from the settings, the per-pod capacities (``flashrec.forecast.capacity``)
+and the compute classes the assets use, so the manifests cannot drift from the code.
+Secrets are only ever referenced by name (``envFrom.secretRef``, the Dagster chart's
+``postgresqlSecretName``); their values are created out of band.
+
+Shared state never lives on a pod's disk: the lake, the landing files and Flink's
+checkpoints, savepoints and HA metadata under ``FLASHREC_K8S_OBJECT_STORE``; model
+artifacts and the BentoML model store on the ReadWriteMany claim
+``FLASHREC_K8S_SHARED_VOLUME``; the Feast registry wherever ``FLASHREC_FEAST_REGISTRY``
+(a Secret key) points, Feast's SQL registry in production. Each pod's scratch space is an
+``emptyDir`` at /tmp, so no path of the machine that rendered the files is ever shipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from assets.compute import COMPUTE, ComputeClass
 from flashrec.settings import SETTINGS, Settings
 
 CONFIG_MAP = "flashrec-config"
 #: Settings whose values may hold credentials: they live in the Secret, never the ConfigMap.
-SECRET_ENV = frozenset({"REDIS_URL"})
+SECRET_ENV = frozenset({"REDIS_URL", "FLASHREC_FEAST_REGISTRY", "FLASHREC_ADMIN_TOKEN"})
 #: Settings that only make sense on one machine and are not shipped to the cluster.
-LOCAL_ONLY_ENV = frozenset({"FLASHREC_VAR_DIR", "FLASHREC_SHARED_DATA_DIR"})
+LOCAL_ONLY_ENV = frozenset({"FLASHREC_SHARED_DATA_DIR"})
 APP_LABEL = "app.kubernetes.io/part-of"
 
-
-@dataclass(frozen=True)
-class BentoService:
-    """A BentoML service deployed as a Deployment + Service + autoscaler."""
-
-    name: str
-    service_ref: str  # module:Class given to `bentoml serve`
-    port: int
-    replicas: int
-    max_replicas: int
-    compute: ComputeClass
-
-
-BENTO_SERVICES = (
-    BentoService("gateway", "bentos.gateway:Gateway", 3000, 2, 20, COMPUTE["light"]),
-    BentoService("read-api", "bentos.read_api:ReadAPI", 3000, 3, 40, COMPUTE["light"]),
-)
+#: Where the shared ReadWriteMany volume is mounted, and each pod's scratch folder.
+SHARED_MOUNT = "/var/lib/flashrec"
+SCRATCH = "/tmp"
+#: The BentoML home is per pod (two `bentoml serve` sharing one home wipe each other's
+#: Prometheus multiprocess files); only its models/ folder is the shared model store.
+BENTOML_HOME = f"{SCRATCH}/bentoml"
+MODEL_STORE_SUBPATH = "bentoml/models"
+#: The Kafka connector jars inside the flink image (Dockerfile.flink).
+FLINK_CONNECTOR_DIR = "/opt/flink/usrlib/kafka"
+#: The non-root user of the project's images (Dockerfile.*: useradd --uid 10001).
+RUN_AS = 10001
 
 
 def image(settings: Settings, component: str) -> str:
-    """Images: code (Dagster code location, Spark jobs), bentos (services), flink (job)."""
+    """Images: code (Dagster, Spark), serving, model, flink (see orchestration/k8s/images.py)."""
     return f"{settings.image_registry}/{component}:{settings.image_tag}"
 
 
-def _metadata(settings: Settings, name: str, component: str) -> dict[str, Any]:
+def object_store(settings: Settings, *parts: str) -> str:
+    """A location under the object-storage root, e.g. ``s3://flashrec/lake``."""
+    return "/".join([settings.k8s_object_store.rstrip("/"), *parts])
+
+
+def production_env(settings: Settings) -> dict[str, str]:
+    """The settings whose local value is a path of this machine, as every pod sees them."""
+    return {
+        "FLASHREC_VAR_DIR": f"{SCRATCH}/flashrec",
+        "FLASHREC_LAKE_DIR": object_store(settings, "lake"),
+        "FLASHREC_LANDING_DIR": object_store(settings, "landing"),
+        "FLASHREC_FLINK_CHECKPOINT_DIR": object_store(settings, "flink", "checkpoints"),
+        "FLASHREC_FLINK_CONNECTOR_DIR": FLINK_CONNECTOR_DIR,
+        "FLASHREC_ARTIFACTS_DIR": f"{SHARED_MOUNT}/artifacts",
+        "FLASHREC_MODEL_SERVICE_URL": "http://model-service",
+        "FLASHREC_PROFILE": "production",
+        "FLASHREC_ADMIN_HOST": "0.0.0.0",  # Prometheus scrapes the pods' admin ports
+        "BENTOML_HOME": BENTOML_HOME,
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "FEAST_USAGE": "False",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def metadata(settings: Settings, name: str, component: str) -> dict[str, Any]:
     return {
         "name": name,
         "namespace": settings.k8s_namespace,
@@ -53,172 +79,22 @@ def _metadata(settings: Settings, name: str, component: str) -> dict[str, Any]:
     }
 
 
-def _env_from(settings: Settings) -> list[dict[str, Any]]:
+def env_from(settings: Settings) -> list[dict[str, Any]]:
     return [{"configMapRef": {"name": CONFIG_MAP}}, {"secretRef": {"name": settings.k8s_secret}}]
 
 
 def config_map(settings: Settings) -> dict[str, Any]:
     """Every non-secret setting, so pods configure themselves exactly like a laptop."""
+    overrides = production_env(settings)
     data = {}
     for spec in SETTINGS:
         if spec.env in SECRET_ENV or spec.env in LOCAL_ONLY_ENV:
             continue
-        data[spec.env] = str(getattr(settings, spec.field))
-    data["FLASHREC_PROFILE"] = "production"
-    data["DAGSTER_DISABLE_TELEMETRY"] = "1"
-    data["BENTOML_DO_NOT_TRACK"] = "true"
-    data["FEAST_USAGE"] = "False"
+        data[spec.env] = overrides.get(spec.env, str(getattr(settings, spec.field)))
+    data.update(overrides)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(settings, CONFIG_MAP, "config"),
+        "metadata": metadata(settings, CONFIG_MAP, "config"),
         "data": data,
-    }
-
-
-def bento_objects(settings: Settings, service: BentoService) -> list[dict[str, Any]]:
-    labels = {"app.kubernetes.io/name": service.name}
-    container = {
-        "name": service.name,
-        "image": image(settings, "bentos"),
-        "args": [
-            "bentoml",
-            "serve",
-            service.service_ref,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(service.port),
-        ],
-        "ports": [{"containerPort": service.port, "name": "http"}],
-        "envFrom": _env_from(settings),
-        "resources": service.compute.resources(),
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": service.port},
-            "periodSeconds": 5,
-        },
-        "livenessProbe": {"httpGet": {"path": "/livez", "port": service.port}, "periodSeconds": 10},
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _metadata(settings, service.name, "serving"),
-        "spec": {
-            "replicas": service.replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-        },
-    }
-    svc = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _metadata(settings, service.name, "serving"),
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": service.port}]},
-    }
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(settings, service.name, "serving"),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": service.name},
-            "minReplicas": service.replicas,
-            "maxReplicas": service.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 60},
-                    },
-                }
-            ],
-        },
-    }
-    return [deployment, svc, hpa]
-
-
-def flink_deployment(settings: Settings, parallelism: int = 2) -> dict[str, Any]:
-    """The stream job for the Flink Kubernetes operator (FlinkDeployment, application mode)."""
-    return {
-        "apiVersion": "flink.apache.org/v1beta1",
-        "kind": "FlinkDeployment",
-        "metadata": _metadata(settings, "flashrec-features", "stream"),
-        "spec": {
-            "image": image(settings, "flink"),
-            "flinkVersion": "v2_0",
-            "serviceAccount": "flink",
-            "flinkConfiguration": {
-                "taskmanager.numberOfTaskSlots": str(parallelism),
-                "execution.checkpointing.interval": "1s",
-                "execution.checkpointing.mode": "EXACTLY_ONCE",
-                "state.checkpoints.dir": "s3://flashrec/flink/checkpoints",
-                "state.savepoints.dir": "s3://flashrec/flink/savepoints",
-                "high-availability.type": "kubernetes",
-                "high-availability.storageDir": "s3://flashrec/flink/ha",
-                "python.execution-mode": "thread",
-            },
-            "jobManager": {"resource": {"memory": "2048m", "cpu": 1}},
-            "taskManager": {"resource": {"memory": "4096m", "cpu": parallelism}},
-            "podTemplate": {
-                "spec": {
-                    "containers": [{"name": "flink-main-container", "envFrom": _env_from(settings)}]
-                }
-            },
-            "job": {
-                "jarURI": "local:///opt/flink/opt/flink-python.jar",
-                "entryClass": "org.apache.flink.client.python.PythonDriver",
-                "args": ["-pym", "flink_jobs.features_job", "run"],
-                "parallelism": parallelism,
-                "upgradeMode": "last-state",
-            },
-        },
-    }
-
-
-def dagster_helm_values(settings: Settings) -> dict[str, Any]:
-    """Values for Dagster's Helm chart: our code location, the K8sRunLauncher, no telemetry."""
-    env_config_maps = [{"name": CONFIG_MAP}]
-    env_secrets = [{"name": settings.k8s_secret}]
-    repository, tag = image(settings, "code").rsplit(":", 1)
-    return {
-        "telemetry": {"enabled": False},
-        "dagster-user-deployments": {
-            "enabled": True,
-            "deployments": [
-                {
-                    "name": "flashrec",
-                    "image": {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"},
-                    "dagsterApiGrpcArgs": ["-m", "orchestration.definitions"],
-                    "port": 3030,
-                    "envConfigMaps": env_config_maps,
-                    "envSecrets": env_secrets,
-                    "resources": COMPUTE["light"].resources(),
-                }
-            ],
-        },
-        "runLauncher": {
-            "type": "K8sRunLauncher",
-            "config": {
-                "k8sRunLauncher": {
-                    "envConfigMaps": env_config_maps,
-                    "envSecrets": env_secrets,
-                    "runK8sConfig": {
-                        "containerConfig": {"resources": COMPUTE["light"].resources()}
-                    },
-                }
-            },
-        },
-        "dagsterDaemon": {"enabled": True},
-        "postgresql": {"enabled": True},
-    }
-
-
-def all_objects(settings: Settings) -> dict[str, list[dict[str, Any]]]:
-    """File name -> the objects it holds (what `python -m orchestration.k8s` writes)."""
-    bentos = [obj for service in BENTO_SERVICES for obj in bento_objects(settings, service)]
-    return {
-        "configmap.yaml": [config_map(settings)],
-        "bentos.yaml": bentos,
-        "flink-deployment.yaml": [flink_deployment(settings)],
-        "dagster-values.yaml": [dagster_helm_values(settings)],
     }

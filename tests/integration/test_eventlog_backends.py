@@ -13,25 +13,11 @@ from flashrec.eventlog import DeadLetter, EventLog, RetentionPolicy
 from flashrec.eventlog.kafka import KafkaEventLog
 from flashrec.eventlog.redis_streams import RedisStreamsEventLog
 from flashrec.events import parse_event
-from tests.kafka_broker import kafka_broker
+from tests.kafka_broker import TANSU_CONSUMER, TANSU_PRODUCER
 
 pytestmark = pytest.mark.integration
 
-# tansu reports a topic's high watermark as the LAST record batch's base offset + 1, so
-# with multi-record batches its lag/length would be wrong. One record per batch keeps the
-# test broker exact; production keeps librdkafka's batching (real Kafka is right).
-TANSU_PRODUCER = {"batch.num.messages": 1}
-# tansu completes a group join after half the session timeout (heartbeats run in librdkafka's
-# own thread, so a short one is safe here); production keeps the defaults (45 s).
-TANSU_CONSUMER = {"session.timeout.ms": 2_000, "max.poll.interval.ms": 30_000}
-
 LogFactory = Callable[[], EventLog]
-
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> Iterator[str]:
-    with kafka_broker() as bootstrap:
-        yield bootstrap
 
 
 @pytest.fixture(params=["redis", "kafka"])

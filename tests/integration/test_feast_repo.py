@@ -159,11 +159,10 @@ def test_materialize_then_read_online(store) -> None:
     assert items[0]["item_price"] == 8.0 and items[0]["item_is_sold_out"] is True
 
 
-def test_write_online_round_trip(store) -> None:
-    from feature_repo.store import read_online, write_online
-
+def _session_rows(n_rows: int) -> list[dict]:
+    """Complete ``session_activity`` rows ``live-<n>`` (every feature set, ``n`` each)."""
     now = datetime.now(UTC)
-    rows = [
+    return [
         {
             "session_id": f"live-{n}",
             "event_timestamp": now,
@@ -183,8 +182,14 @@ def test_write_online_round_trip(store) -> None:
                 "session_duration_s",
             )
         }
-        for n in range(50)
+        for n in range(n_rows)
     ]
+
+
+def test_write_online_round_trip(store) -> None:
+    from feature_repo.store import read_online, write_online
+
+    rows = _session_rows(50)
     write_online(store, "session_activity", rows)
     got = read_online(store, "session_activity", ["live-3", "live-4", "missing"])
     assert got[0]["session_events"] == 3 and got[0]["session_last_item"] == "i3"
@@ -236,3 +241,35 @@ def test_online_writer_writes_what_the_sdk_writes(store, view) -> None:
     got = read_online(store, view.name, [f"fast-{n}" for n in range(3)])
     assert got[0][view.features[0].name] == samples[view.features[0].dtype]
     assert all(got[1][s.name] is None for s in view.features)
+
+
+def test_online_keys_expire_after_the_configured_ttl(store) -> None:
+    """FLASHREC_FEAST_KEY_TTL_S: every write through the stream job's path re-arms the
+    entity key's expiry, so shoppers and sessions nobody touches leave Redis."""
+    import redis
+
+    from feature_repo.store import OnlineWriter
+
+    assert store.config.online_store.key_ttl_seconds == store.settings.feast_key_ttl_s > 0
+    client = redis.Redis.from_url(store.settings.redis_url)
+    before = set(client.keys("*"))
+    row = {"session_id": "ttl-1", "event_timestamp": datetime.now(UTC), "session_events": 1}
+    OnlineWriter(store).write("session_activity", [row])
+    (key,) = set(client.keys("*")) - before
+    ttl = client.ttl(key)
+    client.close()
+    assert 0 < ttl <= store.settings.feast_key_ttl_s
+
+
+def test_online_store_round_trip_over_tls(tmp_path, redis_tls_url) -> None:
+    """``REDIS_URL=rediss://...?ssl_ca_certs=..``: Feast's online store writes and reads
+    over TLS with the options the URL names (the CA here is the test server's own)."""
+    from feature_repo.store import apply_definitions, feature_store, read_online, write_online
+
+    settings = Settings.from_env(var_dir=tmp_path / "var", redis_url=redis_tls_url)
+    fs = feature_store(settings)
+    apply_definitions(fs)
+    write_online(fs, "session_activity", _session_rows(5))
+    got = read_online(fs, "session_activity", ["live-3", "missing"])
+    assert got[0]["session_events"] == 3 and got[0]["session_last_item"] == "i3"
+    assert got[1]["session_events"] is None

@@ -129,6 +129,37 @@ def test_bounded_read_delivers_every_entry_exactly_once(redis_url, redis_source_
     r.close()
 
 
+def test_the_source_reads_over_tls_with_the_url_redis_py_reads(redis_tls_url, redis_source_jar):
+    """``rediss://...?ssl_ca_certs=<pem>``: one URL for both sides of the job. redis-py
+    writes the entries, the Java source reads and acknowledges them over TLS."""
+    from pyflink.common import Types, WatermarkStrategy
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    from flink_jobs.redis_source import redis_stream_source, split_record
+
+    r = redis.Redis.from_url(redis_tls_url, decode_responses=True)
+    stream = f"test:flink:tls:{uuid.uuid4().hex[:8]}"
+    pipe = r.pipeline(transaction=False)
+    for i in range(500):
+        pipe.xadd(stream, {"payload": json.dumps({"n": i})})
+    ids = pipe.execute()
+
+    env = StreamExecutionEnvironment.get_execution_environment(
+        _flink_config({"execution.checkpointing.interval": "300 ms"})
+    )
+    env.set_parallelism(1)
+    env.add_jars(redis_source_jar.resolve().as_uri())
+    source = redis_stream_source(
+        redis_tls_url, stream, "g", emit_ids=True, stop_after_empty_polls=3, block_ms=100
+    )
+    tls = env.from_source(source, WatermarkStrategy.no_watermarks(), "tls", Types.STRING())
+    with tls.execute_and_collect("redis-source-over-tls") as results:
+        got = [split_record(x) for x in results]
+    assert sorted(entry_id for entry_id, _ in got) == sorted(ids)
+    assert r.xpending(stream, "g")["pending"] == 0  # the XACKs went over TLS too
+    r.close()
+
+
 # ---------------------------------------------------------------------------------------
 # 2. Crash recovery: kill -9 after a checkpoint, restore, nothing lost
 

@@ -1,123 +1,21 @@
-"""The event gateway as storefronts see it: a real ``bentoml serve`` process on real Redis."""
+"""The event gateway as storefronts see it: a real ``bentoml serve`` process on real Redis
+(the session's ``gateway`` fixture, see ``conftest`` and ``servers``)."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import redis
 
 from flashrec.settings import PROJECT_ROOT
-from tests.kafka_broker import free_port
+from tests.integration import fuzz
+from tests.integration.servers import Gateway, admin_get
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass(frozen=True)
-class Gateway:
-    port: int
-    events: str
-    deadletter: str
-    redis: redis.Redis
-
-    def post(self, body: bytes | str | object, raw: bool = False) -> tuple[int, dict]:
-        if not raw:
-            body = json.dumps(body)
-        data = body.encode() if isinstance(body, str) else body
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("POST", "/events", body=data, headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            return resp.status, json.loads(resp.read() or b"null")
-        finally:
-            conn.close()
-
-    def get(self, path: str) -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            resp.read()
-            return resp.status
-        finally:
-            conn.close()
-
-    def counts(self) -> tuple[int, int]:
-        return int(self.redis.xlen(self.events)), int(self.redis.xlen(self.deadletter))
-
-    def dead_letters(self) -> list[dict[str, str]]:
-        return [
-            {k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in self.redis.xrange(self.deadletter)
-        ]
-
-
-@pytest.fixture(scope="module")
-def gateway(redis_url: str) -> Iterator[Gateway]:
-    """``bentoml serve bentos.gateway:Gateway`` on a free port; streams unique to this run."""
-    name = f"test:gw:{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    home = Path(tempfile.mkdtemp(prefix="bentoml-home-"))
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "FLASHREC_EVENTS_STREAM": name,
-        "FLASHREC_DEADLETTER_STREAM": f"{name}:dlq",
-        "BENTOML_HOME": str(home),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    bentoml = Path(sys.executable).with_name("bentoml")
-    cmd = [str(bentoml), "serve", "bentos.gateway:Gateway", "--host", "127.0.0.1"]
-    with tempfile.TemporaryFile() as log_file:  # a file: never blocks
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        client = redis.Redis.from_url(redis_url)
-        gw = Gateway(port, name, f"{name}:dlq", client)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    log_file.seek(0)
-                    raise RuntimeError(f"bentoml serve exited: {log_file.read()[-3000:]!r}")
-                try:
-                    if gw.get("/readyz") == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the gateway was not ready within 60 s")
-                time.sleep(0.2)
-            yield gw
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            for key in client.scan_iter(match=f"{name}*"):
-                client.delete(key)
-            client.close()
-            shutil.rmtree(home, ignore_errors=True)
 
 
 def _event(event_id: str | None = None, **fields: object) -> dict[str, object]:
@@ -220,9 +118,11 @@ def test_idempotency_within_the_window(gateway: Gateway):
         (b"[]", 400, "empty batch"),
         (json.dumps([{"n": i} for i in range(1001)]).encode(), 413, "maximum of 1000"),
         (b"[" + b" " * 8_300_000 + b"]", 413, "larger than"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
+        (b'{"a":' * 5_000 + b"1" + b"}" * 5_000, 400, "nested too deeply"),
     ],
     ids=["empty", "blank", "bad-json", "bad-utf8", "string", "number", "empty-array"]
-    + ["over-max-batch", "too-large"],
+    + ["over-max-batch", "too-large", "deep-arrays", "deep-objects"],
 )
 def test_unreadable_bodies_get_a_4xx_with_a_reason(gateway: Gateway, body, status, message):
     before = gateway.counts()
@@ -255,3 +155,84 @@ def test_published_stream_is_fully_accounted_for(gateway: Gateway):
     after = gateway.counts()
     assert after[0] - before[0] == report["accepted"]
     assert after[1] - before[1] == report["rejected"]
+
+
+def test_non_finite_and_huge_numbers_are_refused_per_event_with_the_right_reason(gateway):
+    before = gateway.counts()
+    body = (
+        "["
+        + json.dumps(_event("nan-1", event_type="purchase"))[:-1]
+        + ',"price":NaN},'
+        + json.dumps(_event("inf-1", event_type="purchase"))[:-1]
+        + ',"price":-Infinity},'
+        + json.dumps(_event("huge-1"))[:-1]
+        + ',"quantity":'
+        + "9" * 5_000
+        + "}]"
+    )
+    status, answer = gateway.post(body, raw=True)
+    assert status == 200, answer
+    reasons = [r["reason"] for r in answer["results"]]
+    assert reasons[0] == reasons[1] == "price: Input should be a finite number"
+    assert reasons[2] == "quantity: Input should be less than or equal to 1000"
+    assert answer["dead_lettered"] == 3 and gateway.counts() == (before[0], before[1] + 3)
+
+
+def test_metrics_are_on_the_admin_surface_not_the_storefront_port(gateway: Gateway):
+    assert gateway.get("/metrics") == 404
+    status, body = admin_get(gateway.server.admin, "/metrics")  # this one needs no token
+    text = body.decode()
+    assert status == 200
+    assert 'flashrec_gateway_events_total{outcome="accepted"}' in text
+    assert 'flashrec_gateway_request_total{endpoint="/events",http_response_code="200"}' in text
+    assert 'endpoint="/metrics"' not in text  # unknown paths share one label value
+    spec = json.loads(admin_get(gateway.server.base, "/openapi/gateway.json")[1])
+    body_schema = spec["paths"]["/events"]["post"]["requestBody"]["content"]
+    assert body_schema["application/json"]["schema"]["oneOf"][1]["maxItems"] == 1000
+    assert {"StorefrontEvent", "CatalogEvent"} <= set(spec["components"]["schemas"])
+
+
+def test_dead_letter_failure_after_the_append_keeps_accepted_events_accepted(gateway: Gateway):
+    """The dead-letter stream fails (here: its key holds a string, so XADD is refused) after
+    the valid events were appended. The client must not hear "nothing was accepted": those
+    events are in the log and their ids claimed, so a retry would be refused as duplicates."""
+    saved = f"{gateway.deadletter}:saved"
+    had_letters = gateway.redis.exists(gateway.deadletter)
+    if had_letters:
+        gateway.redis.rename(gateway.deadletter, saved)
+    gateway.redis.set(gateway.deadletter, "not a stream")
+    try:
+        events_before = gateway.redis.xlen(gateway.events)
+        status, body = gateway.post([_event("dlq-down-ok"), _event("dlq-down-bad", price=-1)])
+        assert status == 200, body
+        assert (body["accepted"], body["rejected"], body["dead_lettered"]) == (1, 1, 0)
+        assert gateway.redis.xlen(gateway.events) == events_before + 1
+        # Nothing accepted and the dead letters down: then a plain retry is right (503).
+        status, body = gateway.post([_event("dlq-down-bad-2", price=-1)])
+        assert status == 503 and "nothing was accepted" in body["error"]
+    finally:
+        gateway.redis.delete(gateway.deadletter)
+        if had_letters:
+            gateway.redis.rename(saved, gateway.deadletter)
+    lost = admin_get(gateway.server.admin, "/metrics")[1].decode()
+    assert 'flashrec_gateway_events_total{outcome="dead_letter_lost"} 1.0' in lost
+    # The retry of the first batch: the accepted event is a duplicate, as it should be.
+    status, body = gateway.post([_event("dlq-down-ok"), _event("dlq-down-bad", price=-1)])
+    assert [r["field"] for r in body["results"]] == ["event_id", "price"]
+    assert "already accepted" in body["results"][0]["reason"]
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_schemathesis_finds_no_server_error(gateway: Gateway, mode: str, tmp_path) -> None:
+    """Requests generated from the gateway's OpenAPI schema, valid events and batches
+    (positive) and bodies violating it (negative): never a 5xx, answers as documented."""
+    base = gateway.server.base
+    before = gateway.counts()
+    run = fuzz.schemathesis(
+        f"{base}/openapi/gateway.json", base, mode, tmp_path / "report.ndjson", max_examples=60
+    )
+    fuzz.record(f"schemathesis gateway {mode}", run.requests, run.statuses)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.requests > 0 and run.server_errors == 0, run.statuses
+    after = gateway.counts()
+    assert after != before  # it reached the event log and the dead letters

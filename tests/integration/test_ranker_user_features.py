@@ -25,8 +25,8 @@ from flashrec import features as shared
 from flashrec.features import FeatureEvent
 from flashrec.recsys.ranker import Ranker, RankerConfig
 from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES, SHOPPER_INPUTS
-from flashrec.scoring import synthetic
 from flashrec.settings import Settings
+from tests import synthetic
 from tests.tiny_models import tiny_two_tier
 
 pytestmark = pytest.mark.integration

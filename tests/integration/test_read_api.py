@@ -1,17 +1,14 @@
 """The real read API: ``bentoml serve bentos.read_api:ReadAPI`` against Redis (db 15).
 
-One server per module (start-up ~6-10 s); every test writes the Redis state it needs through
-the same writer helpers the scorer uses, then asks over HTTP.
+The session's server (``conftest``; start-up ~6-10 s); every test writes the Redis state it
+needs through the same writer helpers the scorer uses, then asks over HTTP. Its admin
+surface runs on its own port with a token (the gateway's tests cover the no-token case).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,16 +19,12 @@ import pytest
 import redis
 
 from flashrec.serving import cache, keys
+from tests.integration import fuzz
+from tests.integration.servers import READ_ADMIN_TOKEN, Server, admin_get
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 POPULAR = [f"pop{i}" for i in range(40)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ADMIN_TOKEN = READ_ADMIN_TOKEN
 
 
 def _clean(r: redis.Redis) -> None:
@@ -52,50 +45,14 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="module")
-def api(r: redis.Redis, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    home = tmp_path_factory.mktemp("bentoml")
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "BENTOML_HOME": str(home),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    log = (home / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "bentos.read_api:ReadAPI",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError((home / "serve.log").read_text()[-3000:]) from None
-            time.sleep(0.3)
-    yield base
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+def api(read_api: Server, r: redis.Redis) -> str:
+    """The session's read API (``conftest``), after this module's Redis state is written."""
+    return read_api.base
+
+
+@pytest.fixture(scope="module")
+def admin(read_api: Server) -> str:
+    return read_api.admin
 
 
 def get(base: str, query: str) -> tuple[int, dict]:
@@ -160,9 +117,11 @@ def test_session_list_moves_to_content_tier(api, r):
 
 
 def test_stale_list_falls_back_to_last_known_good(api, r):
-    cache.write_user_list(r, "u:carol", user_list("carol", ["g1", "g2"], version="good"))
+    good = user_list("carol", ["g1", "g2"], age_ms=7_200_000, version="good")
+    cache.write_user_list(r, "u:carol", good)
     stale = user_list("carol", ["s1", "s2"], age_ms=3_600_000, version="stale")
-    assert cache.write_user_list(r, "u:carol", stale)  # "good" rotated into the LKG slot
+    rotated = cache.write_user_list(r, "u:carol", stale)
+    assert rotated is cache.ListWrite.ROTATED  # "good" went into the LKG slot
     _, body = get(api, "user_id=carol&k=2")
     assert (body["source"], body["model_version"]) == ("last_known_good", "good")
     assert [x["item_id"] for x in body["items"]] == ["g1", "g2"]
@@ -237,6 +196,10 @@ def test_shadow_variant_logged_not_served(api, r):
         "user_id=%3Cscript%3E",
         "user_id=a&device=a%20b",
         "user_id=a&bogus=1",
+        "user_id=u1&k=%C2%B2",  # a Unicode digit: str.isdigit says yes, int() says no
+        "user_id=u1&k=" + "9" * 4000,  # past int()'s digit limit
+        "user_id=u1%0A",  # a trailing newline
+        "user_id=u1&" + "x" * 5000,  # longer than any real query
     ],
 )
 def test_bad_parameters_get_4xx_with_message(api, query):
@@ -244,9 +207,38 @@ def test_bad_parameters_get_4xx_with_message(api, query):
     assert status == 400 and body["error"]
 
 
-def test_metrics_and_ab_stats(api, r):
+def _admin_get(admin: str, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, bytes]:
+    return admin_get(admin, path, token)
+
+
+def test_a_bad_query_on_a_keep_alive_connection_gets_its_answer(api):
+    """It used to get none: the app raised before starting a response, and the client
+    waited on the open connection until it gave up."""
+    conn = http.client.HTTPConnection(api.removeprefix("http://"), timeout=5)
+    try:
+        for query in ("user_id=u1&k=%C2%B2", "user_id=u1&k=3"):
+            conn.request("GET", f"/recommendations?{query}")  # same connection
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+            assert resp.status == (400 if "%" in query else 200), body
+    finally:
+        conn.close()
+
+
+def test_metrics_and_ab_stats_are_on_the_admin_surface_only(api, admin, r, redis_url):
     get(api, "user_id=alice&k=3")
-    text = urllib.request.urlopen(api + "/metrics", timeout=5).read().decode()
+    for path in ("/metrics", "/ab/stats"):  # not on the storefront's port
+        try:
+            urllib.request.urlopen(api + path, timeout=5)
+            raise AssertionError(f"{path} answered on the public port")
+        except urllib.error.HTTPError as err:
+            assert err.code == 404
+    status, body = _admin_get(admin, "/metrics", token=None)
+    assert status == 401 and b"Authorization: Bearer" in body
+    assert _admin_get(admin, "/metrics", token="wrong")[0] == 401
+    status, body = _admin_get(admin, "/metrics")
+    text = body.decode()
+    assert status == 200
     for name in (
         "flashrec_read_latency_seconds_bucket",
         "flashrec_read_served_total",
@@ -269,39 +261,37 @@ def test_metrics_and_ab_stats(api, r):
     }
     stream = "flashrec:test:events"
     r.delete(stream)
-    r.xadd(stream, {"payload": json.dumps(event)})
-    cache.AttributionAggregator(r, events_stream=stream).run_once()
+    from flashrec.attribution.worker import AttributionConfig, AttributionWorker
+    from flashrec.eventlog.redis_streams import RedisStreamsEventLog
+
+    event_log = RedisStreamsEventLog(redis_url, stream, stream + ":dead")
+    worker = AttributionWorker(r, event_log, AttributionConfig(hold_ms=0, block_ms=10))
+    worker.start()
+    event_log.append([json.dumps({"event_id": "click-1", **event})])
+    worker.step()
     r.delete(stream)
-    stats = json.loads(urllib.request.urlopen(api + "/ab/stats", timeout=5).read())
+    status, body = _admin_get(admin, "/ab/stats")
+    stats = json.loads(body)
+    assert status == 200
     assert stats["champion"]["impressions"] >= 1 and stats["champion"]["clicks"] >= 1
+    status, body = _admin_get(admin, "/nope")
+    assert status == 404 and b"/ab/stats" in body  # lists the routes it has
     spec = json.loads(urllib.request.urlopen(api + "/openapi/read.json", timeout=5).read())
-    assert "/recommendations" in spec["paths"]
+    assert set(spec["paths"]) == {"/recommendations"}
 
 
-def test_schemathesis_finds_no_server_error(api: str, r: redis.Redis) -> None:
-    """Property-based requests generated from the published OpenAPI schema: never a 5xx."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    cli = Path(sys.executable).parent / "schemathesis"
-    run = subprocess.run(
-        [
-            str(cli),
-            "run",
-            f"{api}/openapi/read.json",
-            "--checks",
-            "not_a_server_error",
-            "--max-examples",
-            "60",
-            "--request-timeout",
-            "5",
-            "--url",
-            api,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_schemathesis_finds_no_server_error(api: str, mode: str, tmp_path: Path) -> None:
+    """Requests generated from the published OpenAPI schema, valid (positive) and violating
+    it (negative): never a 5xx, responses as documented, and invalid input refused."""
+    run = fuzz.schemathesis(
+        f"{api}/openapi/read.json",
+        api,
+        mode,
+        tmp_path / "report.ndjson",
+        max_examples=60,
+        extra_checks=("negative_data_rejection",),
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert "No issues found" in run.stdout, run.stdout[-3000:]
+    fuzz.record(f"schemathesis read API {mode}", run.requests, run.statuses)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.requests > 0 and run.server_errors == 0, run.statuses

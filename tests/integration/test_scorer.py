@@ -29,13 +29,14 @@ import redis
 from flashrec.eventlog.redis_streams import RedisStreamsEventLog
 from flashrec.recsys.model import TwoTierConfig
 from flashrec.recsys.ranker import RankerConfig
-from flashrec.scoring import synthetic
 from flashrec.scoring.catalog import Catalog
 from flashrec.scoring.catalog_model import CatalogModel, training_data
 from flashrec.scoring.model_client import ModelClient
 from flashrec.scoring.scorer import Scorer, ScorerConfig
 from flashrec.serving import cache, keys
 from flashrec.settings import PROJECT_ROOT, Settings
+from tests import synthetic
+from tests.conftest import TEST_REDIS_URL
 from tests.kafka_broker import free_port
 from tests.tiny_models import tiny_two_tier
 
@@ -106,7 +107,13 @@ def _prepare_models() -> dict[str, Any]:
     model.model_version = champion_version + "-b"
     challenger = model.save(tmp / "challenger")
     home = tmp / "bentoml"
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "REDIS_URL": TEST_REDIS_URL,  # the service follows the rollout state there
+        "FLASHREC_MODEL_WATCH_INTERVAL_S": "0.2",
+    }
     subprocess.run(
         [
             sys.executable,
@@ -415,3 +422,64 @@ def test_segment_lists_skip_sold_out(redis_url: str, model_server: ModelServer) 
             assert cache.decode_list(rig.client.get(key)) is not None, key
     finally:
         rig.client.srem(keys.SOLDOUT, top)
+
+
+def test_poison_shoppers_are_dead_lettered_and_the_batch_goes_on(
+    redis_url: str, model_server: ModelServer
+) -> None:
+    """One shopper whose feature read fails, one whose query the model service refuses
+    (4xx) and one whose query makes the service's model call fail for its whole batch: each
+    goes to the dead-letter stream with the reason, the other shoppers of the same batch
+    get their lists, and every signal is acknowledged (nothing is retried forever)."""
+    from flashrec.scoring.model_client import QueryRejected
+
+    rig = make_rig(
+        redis_url,
+        model_server.url,
+        model_server.catalog,
+        ab=lambda: ({"champion": 1.0}, frozenset()),
+    )
+    uid = uuid.uuid4().hex[:8]
+    good = [f"{uid}-good{i}" for i in range(3)]
+    for i, user in enumerate(good):
+        warm_user(rig.features, user, 12, start=i)
+    for user in (f"{uid}-refused", f"{uid}-crash"):
+        warm_user(rig.features, user, 12)
+        recent = [synthetic.item_id(i) for i in range(11)] + [f"poison-{user}"]
+        rig.features.put("user_activity", user, {"user_recent_items": json.dumps(recent)})
+    features, client = rig.features, ModelClient(model_server.url)
+
+    def reader(view: str, keys_: Sequence[str]) -> list[dict[str, Any]]:
+        if any(k.endswith("-badrow") for k in keys_):
+            raise ValueError("cannot decode the stored row")
+        return features(view, keys_)
+
+    def rank(queries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        items = {i for q in queries for i in q["recent_items"]}
+        if f"poison-{uid}-refused" in items:
+            raise QueryRejected("HTTP 422: refused")
+        answers = client.rank(queries)
+        if f"poison-{uid}-crash" in items:  # the service fails the whole model call
+            return [
+                {**a, "items": [], "scores": [], "error": "ValueError: bad row"} for a in answers
+            ]
+        return answers
+
+    rig.scorer.read_features, rig.scorer.rank = reader, rank
+    rig.scorer.start()
+    for user in (*good, f"{uid}-badrow", f"{uid}-refused", f"{uid}-crash"):
+        rig.signal(user_id=user)
+    rig.drain()
+    for user in good:
+        got = rig.read("champion", f"u:{user}")
+        assert got is not None and got.tier == "personalized", user
+    for user in ("badrow", "refused", "crash"):
+        assert rig.read("champion", f"u:{uid}-{user}") is None
+    letters = {json.loads(d.raw)["shopper"]: d for d in rig.event_log.dead_letters(10)}
+    assert set(letters) == {f"u:{uid}-badrow", f"u:{uid}-refused", f"u:{uid}-crash"}
+    assert all(d.source == "scorer" for d in letters.values())
+    assert letters[f"u:{uid}-badrow"].reason.startswith("features: ValueError")
+    assert letters[f"u:{uid}-refused"].reason.startswith("model: QueryRejected")
+    assert letters[f"u:{uid}-crash"].reason == "model: ValueError: bad row"
+    assert rig.scorer.stats.dead_lettered == 3
+    assert rig.event_log.pending("scorer") == 0 and rig.event_log.lag("scorer") == 0

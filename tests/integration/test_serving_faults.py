@@ -1,6 +1,6 @@
 """Faults around the scorer: killed mid-stream, model service down, Redis restarted.
 
-Real processes throughout: the scorer as ``python -m flashrec.scoring run`` (killed with
+Real processes throughout: the scorer as ``python -m bentos.scorer_process run`` (killed with
 SIGKILL), a real ``bentoml serve`` model service, and for the Redis restart a SEPARATE
 memory-only redis-server on a free port (the shared one on 6379 is never touched).
 """
@@ -53,7 +53,7 @@ def _scorer_process(redis_url: str, stream: str, server: ModelServer, log: Path)
     cmd = [
         sys.executable,
         "-m",
-        "flashrec.scoring",
+        "bentos.scorer_process",
         "run",
         "--model-url",
         server.url,

@@ -13,7 +13,6 @@ from flashrec.adaptivity.drift import (
     feature_drift,
     psi,
 )
-from flashrec.adaptivity.promotion import ArmStats, decide, two_proportion_z
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift():
@@ -52,74 +51,67 @@ def test_ctr_decay_needs_enough_impressions():
     assert not ctr_decayed(0.045, 0.05, impressions=1000)
 
 
-def arm(variant, sessions, conversions, **kw):
-    return ArmStats(variant, f"{variant}-v1", sessions, conversions, **kw)
-
-
-def test_promote_rollback_continue():
-    champion = arm("champion", 5000, 250)  # 5.0%
-    better = decide(champion, arm("challenger", 5000, 340))  # 6.8%
-    assert better.action == "promote" and better.p_value < 0.05
-    worse = decide(champion, arm("challenger", 5000, 170))  # 3.4%
-    assert worse.action == "rollback" and "worse" in worse.reason
-    same = decide(champion, arm("challenger", 5000, 255))
-    assert same.action == "continue"
-    early = decide(champion, arm("challenger", 200, 30))  # great but too few sessions
-    assert early.action == "continue" and "waiting" in early.reason
-    broken = decide(champion, arm("challenger", 5000, 400, errors=50, requests=1000))
-    assert broken.action == "rollback" and "error rate" in broken.reason
-    assert better.to_dict()["challenger"]["model_version"] == "challenger-v1"
-
-
-def test_z_test_matches_the_textbook_value():
-    z, p = two_proportion_z(arm("a", 1000, 100), arm("b", 1000, 130))
-    assert z == pytest.approx(2.1027, abs=1e-3)  # 0.03 / sqrt(0.115 * 0.885 * 2 / 1000)
-    assert p == pytest.approx(0.0175, abs=1e-3)
-
-
-def test_rollout_shadow_canary_promote_and_rollback(tmp_path):
+def test_rollout_shadow_canary_promote_queue_and_rollback(tmp_path):
     from flashrec.adaptivity.rollout import (
-        CANARY_SHARE,
         Ledger,
-        RolloutState,
+        ShadowReport,
         after_canary,
         after_shadow,
-        start_challenger,
+        next_queued,
+        register,
+        set_canary_share,
     )
+    from flashrec.adaptivity.sequential import ArmStats, ExperimentDesign
 
+    design = ExperimentDesign(min_sessions=100, min_lists_for_errors=20)
     ledger = Ledger(tmp_path / "decisions.jsonl")
-    state = ledger.current("m1")
-    assert state.traffic() == ({"champion": 1.0}, [])
-    step = start_challenger(state, "m2", actor="sensor:retrain_on_drift", reason="psi 0.4")
+    first = register(ledger.current(), "m1", "dagster:1", "passed its checks", now_ms=1)
+    ledger.append(first)
+    assert first.state.champion_version == "m1" and first.state.stage == "idle"
+    assert first.state.pins() == {"champion": "m1"}
+    step = register(first.state, "m2", "dagster:2", "retrained on drift", now_ms=1000)
     ledger.append(step)
-    assert step.state.traffic() == ({"champion": 1.0}, ["challenger"])
-    with pytest.raises(ValueError, match="already in shadow"):
-        start_challenger(step.state, "m3", "test", "again")
-    wait = after_shadow(step.state, lists_written=10, errors=0, actor="test")
+    state = step.state
+    assert state.stage == "shadow" and state.test_id == "m2@1000"
+    assert state.counters_key == "m2@1000:shadow"
+    assert state.pins() == {"champion": "m1", "challenger": "m2"}
+    assert state.traffic() == ({"champion": 1.0}, ["challenger"])
+    # a retrain that lands during the test waits: the model under test stays m2
+    queued = register(state, "m3", "dagster:3", "retrained again", now_ms=2000)
+    assert queued.action == "queued" and queued.state.challenger_version == "m2"
+    assert queued.state.queued_version == "m3" and "never replaced" in queued.reason
+    state = queued.state
+    clean = ShadowReport(lists=50, errors=0, mean_len=50, champion_mean_len=50, score_std=1.0)
+    wait = after_shadow(state, clean, "test", design, min_lists=300)
     assert wait.action == "continue" and wait.state.stage == "shadow"
-    canary = after_shadow(step.state, lists_written=500, errors=0, actor="test")
-    ledger.append(canary)
-    shares, shadow = canary.state.traffic()
-    assert shares["challenger"] == CANARY_SHARE and not shadow
-    won, decision = after_canary(
-        canary.state, arm("champion", 5000, 250), arm("challenger", 5000, 340), actor="test"
-    )
-    ledger.append(won)
-    assert decision.action == "promote" and won.state == RolloutState(
-        "m2", None, "idle", ("shadow", "canary", "promote")
-    )
-    assert ledger.current("m1").champion_version == "m2"
-    # a later challenger that loses is rolled back, the champion stays
-    state = start_challenger(ledger.current("m1"), "m3", "test", "scheduled").state
-    state = after_shadow(state, 500, 0, "test").state
-    lost, decision = after_canary(
-        state, arm("champion", 5000, 340), arm("challenger", 5000, 200), actor="test"
-    )
-    assert decision.action == "rollback" and lost.state.champion_version == "m2"
-    assert lost.state.stage == "idle"
-    records = ledger.records()
-    assert [r["action"] for r in records] == ["shadow", "canary", "promote"]
-    assert all(r["actor"] and r["reason"] for r in records)
+    big = ShadowReport(lists=400, errors=0, mean_len=50, champion_mean_len=50, score_std=1.0)
+    canary = after_shadow(state, big, "test", design, min_lists=300, now_ms=5000)
+    assert canary.action == "canary" and canary.state.counters_key == "m2@1000:canary"
+    assert canary.state.traffic() == ({"champion": 0.98, "challenger": 0.02}, [])
+    wider = set_canary_share(canary.state, 0.5, "operator")
+    assert wider.state.traffic()[0] == {"champion": 0.5, "challenger": 0.5}
+    champion = ArmStats("champion", "m1", 20_000, 1000)  # 5.0%
+    challenger = ArmStats("challenger", "m2", 20_000, 1400)  # 7.0%
+    won, decision = after_canary(wider.state, champion, challenger, "test", design)
+    assert decision.action == "promote" and won.state.champion_version == "m2"
+    assert won.state.stage == "idle" and won.state.queued_version == "m3"
+    assert decision.uplift_pct == pytest.approx(40.0)
+    follow = next_queued(won.state, "test", now_ms=9000)
+    assert follow is not None and follow.state.challenger_version == "m3"
+    assert follow.state.test_id == "m3@9000" and follow.state.queued_version is None
+    # a broken challenger fails its shadow checks and is rolled back
+    broken = ShadowReport(lists=100, errors=40, mean_len=50, champion_mean_len=50, score_std=1.0)
+    back = after_shadow(follow.state, broken, "test", design)
+    assert back.action == "rollback" and back.state.stage == "idle"
+    assert back.state.champion_version == "m2" and "errors_within_guardrail" in back.reason
+    assert [r["action"] for r in ledger.records()] == ["champion", "shadow"]
+
+
+def test_rollout_state_round_trips_through_json():
+    from flashrec.adaptivity.rollout import RolloutState
+
+    state = RolloutState("m1", "m2", "canary", "m2@5", 7, 0.1, "m3", ("shadow", "canary"))
+    assert RolloutState.from_json(state.to_json()) == state
 
 
 def test_drift_report_splits_windows_on_event_time():
@@ -165,3 +157,72 @@ def test_candidate_positions_and_online_decay():
     assert OnlineDecay(
         "champion", 0.05, 0.05, 1000, conversion=0.01, baseline_conversion=0.03
     ).decayed
+
+
+def test_a_retrain_needs_a_significant_candidate_slide():
+    """PSI over a few dozen positions passes its threshold by chance; the retrain flag also
+    needs the KS test to reject, which a real slide (new items, positions at k+1) does."""
+    from datetime import datetime
+
+    from flashrec.adaptivity.drift import CatalogDrift, FeatureDrift
+    from flashrec.adaptivity.report import DriftReport
+
+    def report(ks_p: float) -> DriftReport:
+        drift = FeatureDrift("candidate_position", 0.4, 0.3, ks_p)
+        return DriftReport(datetime(2026, 1, 1), 500, 500, [drift], CatalogDrift(0.0))
+
+    assert report(1e-6).model_stale
+    assert not report(0.2).model_stale  # PSI alone: reported as drift, not retrained on
+    assert report(0.2).drift_detected
+
+
+def test_online_decay_alone_waits_for_the_lake_before_a_retrain():
+    """A CTR decay seen live, on a lake that does not hold the traffic yet, launches no
+    retrain (it would learn nothing new); the lake's catalog drift then does."""
+    from datetime import datetime
+
+    from flashrec.adaptivity.drift import CatalogDrift
+    from flashrec.adaptivity.report import DriftReport
+
+    def report(unknown_share: float) -> DriftReport:
+        catalog = CatalogDrift(unknown_share, unknown_events=900, unknown_items=20)
+        return DriftReport(datetime(2026, 1, 1), 500, 500, [], catalog)
+
+    retrain, why = report(0.0).model_stale, report(0.0).retrain_reason(["champion"])
+    assert not retrain and "waiting for the lake" in why
+    retrain, why = report(0.9).model_stale, report(0.9).retrain_reason(["champion"])
+    assert retrain and why.startswith("catalog drift: ") and "unknown-item traffic 90.0%" in why
+    assert (report(0.0).model_stale, report(0.0).retrain_reason()) == (
+        False,
+        "no drift a retrain can fix",
+    )
+
+
+def test_catalog_drift_retrains_once_new_items_have_events_to_learn_from():
+    """A sale's first seconds in the lake already drift (most recent traffic on new
+    items); the retrain waits until the new items have NEW_ITEM_MIN_EVENTS each. A known
+    item gone viral needs no wait: the model has it already."""
+    from datetime import datetime
+
+    from flashrec.adaptivity.drift import NEW_ITEM_MIN_EVENTS, catalog_drift
+    from flashrec.adaptivity.report import DriftReport
+
+    known = {f"old-{i}" for i in range(50)}
+    history = [f"old-{i % 50}" for i in range(5000)]
+
+    def report(recent: list[str]) -> DriftReport:
+        catalog = catalog_drift(history, recent, known)
+        return DriftReport(datetime(2026, 1, 1), 500, 500, [], catalog)
+
+    new = [f"new-{i}" for i in range(10)]
+    calm = [f"old-{i % 50}" for i in range(400)]
+    early = report(calm + new * 5)  # 5 events per new item: drifted, not yet learnable
+    assert early.catalog.drifted and early.catalog.unknown_items == 10
+    assert early.catalog.unknown_events == 50 and early.catalog.events_per_unknown_item == 5
+    retrain, why = early.model_stale, early.retrain_reason()
+    assert not retrain and f"waiting for {NEW_ITEM_MIN_EVENTS} each" in why
+    assert early.drift_detected  # still reported, and its check fails
+    later = report(calm + new * NEW_ITEM_MIN_EVENTS)
+    assert later.model_stale and later.retrain_reason().startswith("catalog drift: ")
+    viral = report(calm + ["old-7"] * 200)  # a known item jumps: no events to wait for
+    assert viral.catalog.viral_known == 1 and viral.model_stale

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 
-from bench.slo_load import PERCENTS, parse_done, wrk_script
 from bench.slo_plots import plot
 from bench.slo_report import (
     Probe,
@@ -20,21 +20,22 @@ from bench.slo_report import (
     degraded_count,
     headline,
     last_line,
+    leg_breakdown,
     markdown,
     merged_quantile,
-    metric_samples,
     per_second,
-    percentile,
     served_counts,
     server_errors,
     source_shares,
     summarize_stages,
     surge_line,
 )
+from bench.stats import histogram_buckets, histogram_quantile, percentile, samples
 
 LAST_LINE = re.compile(
-    r"^slo cores=\d+ read_p99_ms=[\d.]+ read_rps=\d+ baseline_rps=\d+ "
-    r"click_to_recs_p99_ms=(\d+|inf) soldout_p99_ms=(\d+|inf) errors=\d+$"
+    r"^slo cores=\d+ read_p99_ms=[\d.]+ read_offered_rps=\d+ read_sat_rps=\d+ "
+    r"baseline_sat_rps=\d+ click_to_recs_p99_ms=(\d+|inf) soldout_p99_ms=(\d+|inf) "
+    r"soldout_superseded=\d+ errors=\d+$"
 )
 
 
@@ -93,6 +94,8 @@ def fake_run() -> SloRun:
         )
     slices = [_slice(float(t), 1000, 2.0, 8.0) for t in range(-1, 20)]
     probes = [Probe("click", 1.0 + i, 40.0 + i) for i in range(9)]
+    legs = {"gateway": 2.0, "rescore stream wait": 5.0, "model service": 30.0}
+    probes += [Probe("click", 11.0, 60.0, legs=legs)]
     probes += [Probe("click", 12.0, 80.0), Probe("click", 13.0, None, "u1", "unseen")]
     probes += [Probe("click", 14.0, None, "u2", "unchanged")]
     probes += [Probe("soldout", 2.0, 300.0), Probe("soldout", 15.0, 700.0)]
@@ -100,8 +103,8 @@ def fake_run() -> SloRun:
         cores=2,
         connections=16,
         quiet=[
-            ReadRun("bare_asgi", 4000, 1.0, 3.0, math.nan, math.nan, 0, 60000),
-            ReadRun("read_api", 2600, 1.5, 4.5, 1.2, 4.0, 0, 39000, 500.0),
+            ReadRun("bare_asgi", 2000, 1.0, 3.0, math.nan, math.nan, 0, 30000, 300.0, 2000, 4000),
+            ReadRun("read_api", 2000, 1.5, 4.5, 1.2, 4.0, 0, 30000, 500.0, 2000, 2600),
         ],
         stages=stages,
         slices=slices,
@@ -128,7 +131,7 @@ def test_stages_take_their_own_slices_probes_and_lag() -> None:
     assert (first.rate, second.rate) == (10, 100)
     assert first.achieved_eps == pytest.approx(10) and second.achieved_eps == pytest.approx(100)
     assert first.read_rps == pytest.approx(1000) and first.read_p99_ms == 2.0
-    assert len(first.click) == 9 and second.click == [80.0, None]  # unchanged: apart
+    assert len(first.click) == 9 and second.click == [60.0, 80.0, None]  # unchanged: apart
     assert (first.click_unchanged, second.click_unchanged) == (0, 1)
     assert first.soldout == [300.0] and second.soldout == [700.0]
     assert first.flink_lag_end == 0 and second.flink_lag_end == 50
@@ -139,13 +142,15 @@ def test_stages_take_their_own_slices_probes_and_lag() -> None:
 def test_headline_and_last_line() -> None:
     run = fake_run()
     h = headline(run)
-    assert (h.read_rps, h.baseline_rps, h.read_p99_ms) == (2600, 4000, 4.5)
+    assert (h.read_sat_rps, h.baseline_sat_rps, h.read_p99_ms) == (2600, 4000, 4.5)
+    assert h.read_offered_rps == 2000 and h.sat_share == 0.65
     assert math.isinf(h.click_p99_ms)  # the top stage has an unseen click probe
     assert h.soldout_p99_ms == 700 and h.errors == 2 and h.top_rate == 100
     line = last_line(h)
     assert line == (
-        "slo cores=2 read_p99_ms=4.50 read_rps=2600 baseline_rps=4000 "
-        "click_to_recs_p99_ms=inf soldout_p99_ms=700 errors=2"
+        "slo cores=2 read_p99_ms=4.50 read_offered_rps=2000 read_sat_rps=2600 "
+        "baseline_sat_rps=4000 click_to_recs_p99_ms=inf soldout_p99_ms=700 "
+        "soldout_superseded=0 errors=2"
     )
     assert LAST_LINE.match(line)
     assert surge_line(run).startswith("slo_surge events_eps=100 ")
@@ -190,25 +195,71 @@ def test_prometheus_text_parsing() -> None:
     }
     assert degraded_count(EXPOSITION) == 4.0
     assert server_errors(EXPOSITION) == 3.0
-    assert metric_samples(EXPOSITION, "flashrec_read_latency_seconds_bucket") == [
-        ({"le": "0.001"}, 10.0)
-    ]
+    assert samples(EXPOSITION, "flashrec_read_latency_seconds_bucket") == [({"le": "0.001"}, 10.0)]
+    assert histogram_buckets(EXPOSITION, "flashrec_read_latency_seconds") == {0.001: 10.0}
+    # between two scrapes: 100 observations, half under 1 ms, all under 2 ms
+    before, after = {0.001: 0.0, 0.002: 0.0}, {0.001: 50.0, 0.002: 100.0}
+    assert histogram_quantile(before, after, 0.5) == 1.0
+    assert histogram_quantile(before, after, 0.75) == 1.5
     assert served_counts("") == {} and server_errors("") == 0.0
 
 
-def test_wrk_script_and_its_output() -> None:
-    script = wrk_script(["u-00001", "u-00002"], ["s1"])
-    assert '"u-00001", "u-00002"' in script and "done = function" in script
-    with pytest.raises(ValueError):
-        wrk_script([], [])
-    out = "Running 1s test\nSLO_WRK 1500 1002000 3 1 0 0 2\n"
-    out += "".join(f"SLO_Q {p:g} {int(1000 + p * 10)}\n" for p in PERCENTS)
-    out += "SLO_Q 100 9000\n"
-    requests, errors, duration, quantiles = parse_done(out)
-    assert (requests, errors, duration) == (1500, 6, 1.002)
-    assert quantiles[0] == (0.5, 1.005) and quantiles[-1] == (100.0, 9.0)
-    with pytest.raises(ValueError):
-        parse_done("wrk: connection refused")
+def test_open_loop_counts_the_wait_behind_a_slow_answer() -> None:
+    """One connection, one answer that stalls 300 ms: the requests due during the stall
+    queue behind it and their latencies (from their due times) show the wait, where a
+    closed-loop client would simply have sent them later and reported them fast."""
+    import asyncio
+
+    from bench.open_loop import run_open_loop
+
+    async def scenario():
+        served = 0
+
+        async def handle(reader, writer):
+            nonlocal served
+            while await reader.readuntil(b"\r\n\r\n"):
+                served += 1
+                if served == 10:
+                    await asyncio.sleep(0.3)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await run_open_loop(
+                f"http://127.0.0.1:{port}", ["/a"], 100.0, 1.0, max_conns=1, drain_s=2.0
+            )
+        finally:
+            server.close()
+
+    res = asyncio.run(scenario())
+    assert res.completed == res.sent == 100 and res.errors == 0
+    slow = np.sort(res.latencies_ms)[::-1]
+    assert slow[0] >= 290  # the stalled one
+    assert (res.latencies_ms > 100).sum() >= 15  # ~30 requests were due during the stall
+    assert len(res.due_s) == res.completed
+
+
+def test_surge_slices_come_from_raw_samples() -> None:
+    from bench.slo_load import slices_of
+
+    due = np.array([0.1, 0.5, 0.9, 1.2, 1.3, 2.7])
+    lat = np.array([1.0, 2.0, 3.0, 10.0, 20.0, 5.0])
+    sl = slices_of(due, lat)
+    assert [s.requests for s in sl] == [3, 2, 1]
+    assert sl[0].q(50) == 2.0 and sl[1].q(100) == 20.0
+    assert merged_quantile(sl, 100) == 20.0 and merged_quantile(sl[:1], 0) == 1.0
+
+
+def test_the_read_mix_names_cached_shoppers_and_fresh_sessions() -> None:
+    from bench.read_sweep import read_paths
+
+    paths = read_paths(["u:u1", "s:s1"], n=1000)
+    assert all(p.startswith("/recommendations?") for p in paths)
+    fresh = sum("fresh-" in p for p in paths)
+    assert 150 < fresh < 250
+    assert any("user_id=u1" in p for p in paths) and any("session_id=s1" in p for p in paths)
 
 
 def test_report_and_plots_are_written(tmp_path) -> None:
@@ -223,8 +274,10 @@ def test_report_and_plots_are_written(tmp_path) -> None:
     assert "![latency](latency.png)" in text and "| read_api | 2600 |" in text
     assert "MISSED" in text and text.rstrip().endswith("```") and last in text
     table = console(run)
-    assert "read API / bare ASGI throughput: 65%" in table
+    assert "read API / bare ASGI saturation throughput: 65%" in table
     assert "1 unseen, 1 unchanged" in table
+    assert "click -> updated list, leg by leg at 100 events/s" in table
+    assert leg_breakdown(run)[0] == ("gateway", 2.0, 2.0, 1)
 
 
 def test_a_second_run_can_leave_the_catalog_bootstrap_out() -> None:
@@ -241,17 +294,6 @@ def test_a_second_run_can_leave_the_catalog_bootstrap_out() -> None:
 
     assert types(True)[:40] == ["item_created"] * 40
     assert "item_created" not in types(False) and "price_change" not in types(False)
-
-
-def test_surge_reads_are_paced_only_when_asked():
-    from bench.slo_load import pacing_delay_ms, wrk_script
-
-    # 16 connections at 800 rps: a 20 ms cycle per connection, 2 ms of it the request
-    assert pacing_delay_ms(16, 800.0, 2.0) == 18.0
-    assert pacing_delay_ms(16, 0.0, 2.0) == 0.0
-    assert pacing_delay_ms(16, 1e9, 2.0) == 0.1  # never a negative wait
-    assert "delay = function() return 18.000 end" in wrk_script(["u1"], ["s1"], 18.0)
-    assert "delay = function" not in wrk_script(["u1"], ["s1"])
 
 
 def test_a_sold_out_probe_restocked_by_the_simulator_is_superseded_not_lost(redis_url):

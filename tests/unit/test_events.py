@@ -121,3 +121,55 @@ def test_catalog_events_require_their_fields():
 def test_schema_version_is_checked():
     result = parse_event(view(schema_version=2))
     assert isinstance(result, Rejection) and result.field == "schema_version"
+
+
+@pytest.mark.parametrize(
+    ("raw_value", "field", "reason"),
+    [
+        ('"price":NaN', "price", "price: Input should be a finite number"),
+        ('"price":Infinity', "price", "price: Input should be a finite number"),
+        ('"price":-Infinity', "price", "price: Input should be a finite number"),
+        ('"quantity":' + "9" * 5000, "quantity", "less than or equal to 1000"),
+        ('"quantity":-' + "9" * 5000, "quantity", "greater than or equal to 1"),
+        ('"quantity":"²"', "quantity", "valid integer"),
+    ],
+)
+def test_odd_numbers_are_refused_with_a_reason_that_fits(raw_value, field, reason):
+    """NaN fails every comparison, so the bound check alone said "less than or equal to
+    1000000"; a 5,000-digit integer made json.loads itself raise (Python's digit limit)."""
+    text = json.dumps(view())[:-1].replace('"price": 19.99, ', "") + ", " + raw_value + "}"
+    result = parse_event(text, now=NOW)
+    assert isinstance(result, Rejection)
+    assert result.field == field and reason in result.reason
+    assert result.raw == text
+
+
+def test_stock_levels_fit_the_lake_int64_column():
+    catalog = {
+        "event_id": "c-1",
+        "event_time": "2026-11-24T11:59:00Z",
+        "event_type": "stock_change",
+        "item_id": "i-1",
+    }
+    assert isinstance(parse_event({**catalog, "stock_level": 2**63 - 1}), CatalogEvent)
+    result = parse_event({**catalog, "stock_level": 2**63})
+    assert isinstance(result, Rejection) and result.field == "stock_level"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 4000 + "]" * 4000, '{"a":' * 3000 + "1" + "}" * 3000],
+)
+def test_deep_nesting_is_rejected_not_raised(raw):
+    result = parse_event(raw, max_bytes=100_000)
+    assert isinstance(result, Rejection)
+    assert result.reason == "payload: nested too deeply (an event is a flat JSON object)"
+
+
+def test_lone_surrogates_never_reach_the_dead_letter_as_unencodable_text():
+    result = parse_event('{"event_id": "\ud800"}')  # a str holding a lone surrogate
+    assert isinstance(result, Rejection) and result.field == "payload"
+    result.raw.encode("utf-8")  # storable
+    escaped = parse_event('{"\\udfff": 1, "event_id": "x"}')  # a JSON escape of one
+    assert isinstance(escaped, Rejection)
+    escaped.reason.encode("utf-8")

@@ -18,6 +18,12 @@ def test_redis_url_to_feast_connection_string() -> None:
         redis_connection_string("rediss://:s%40cret@cache:6380/2")
         == "cache:6380,db=2,password=s@cret,ssl=true"
     )
+    assert (
+        redis_connection_string(
+            "rediss://cache:6380/0?ssl_ca_certs=/ca.pem&ssl_check_hostname=true"
+        )
+        == "cache:6380,db=0,ssl=true,ssl_ca_certs=/ca.pem,ssl_check_hostname=true"
+    )
     with pytest.raises(ValueError):
         redis_connection_string("http://127.0.0.1:6379")
 

@@ -151,3 +151,27 @@ def test_an_empty_batch_does_nothing():
     result = ingest([], log, MemoryDedupeStore(), now=NOW)
     assert (result.accepted, result.rejected, result.results) == (0, 0, [])
     assert log.events == [] and log.letters == []
+
+
+class DeadLetterDownLog(ListLog):
+    """Appends events, but its dead-letter append fails."""
+
+    def append_dead_letters(self, records: Sequence[DeadLetter]) -> list[str]:
+        raise ConnectionError("dead-letter stream down")
+
+
+def test_dead_letter_failure_after_the_append_keeps_the_accepted_events():
+    """The events are in the log and their ids claimed: "nothing was accepted, retry" would
+    be false, and the retry refused as duplicates. The verdicts come back, with the lost
+    dead letters counted."""
+    log, dedupe = DeadLetterDownLog(), MemoryDedupeStore()
+    result = ingest([event("a"), event("b", price=-1)], log, dedupe, now=NOW)
+    assert [r.status for r in result.results] == ["accepted", "rejected"]
+    assert (result.accepted, result.rejected, result.dead_lettered) == (1, 1, 0)
+    assert result.dead_letters_lost == 1 and len(log.events) == 1
+    assert result.to_dict()["dead_lettered"] == 0
+
+
+def test_dead_letter_failure_with_nothing_accepted_raises_for_a_plain_retry():
+    with pytest.raises(ConnectionError):
+        ingest([event("b", price=-1)], DeadLetterDownLog(), MemoryDedupeStore(), now=NOW)

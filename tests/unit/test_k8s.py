@@ -13,14 +13,11 @@ from dagster_k8s import k8s_job_executor
 
 from assets.compute import COMPUTE, k8s_op_tags
 from flashrec.settings import PROJECT_ROOT, Settings
+from orchestration.k8s.images import IMAGES
 from orchestration.k8s.jobs import step_job
-from orchestration.k8s.manifests import (
-    BENTO_SERVICES,
-    CONFIG_MAP,
-    SECRET_ENV,
-    all_objects,
-    config_map,
-)
+from orchestration.k8s.manifests import CONFIG_MAP, SECRET_ENV, config_map
+from orchestration.k8s.render import all_objects
+from orchestration.k8s.workloads import processes
 from orchestration.profile import executor_for
 
 PROD = Settings.from_env(
@@ -41,7 +38,12 @@ def containers(obj: dict) -> list[dict]:
 
 
 def all_manifests() -> list[dict]:
-    return [obj for objects in all_objects(PROD).values() for obj in objects]
+    return [
+        obj
+        for name, objects in all_objects(PROD).items()
+        if name != "prometheus-adapter-values.yaml"
+        for obj in objects
+    ]
 
 
 def test_no_secret_value_is_ever_inlined():
@@ -63,7 +65,7 @@ def test_images_and_resources_come_from_the_settings():
             if "image" in container:
                 assert container["image"].startswith("registry.test/acme/")
                 assert container["image"].endswith(":1.2.3")
-            if obj["kind"] == "Deployment":
+            if obj["kind"] in ("Deployment", "StatefulSet"):
                 assert container["resources"]["requests"]["cpu"]
                 assert container["resources"]["limits"]["memory"]
     flink = all_objects(PROD)["flink-deployment.yaml"][0]
@@ -88,20 +90,31 @@ def test_configmap_carries_every_non_secret_setting():
     assert data["DAGSTER_DISABLE_TELEMETRY"] == "1"
 
 
-def test_deployed_services_and_modules_exist():
-    for service in BENTO_SERVICES:
-        module, _, cls = service.service_ref.partition(":")
-        assert importlib.util.find_spec(module) is not None, module
-        source = importlib.util.find_spec(module).origin
-        assert f"class {cls}" in Path(source).read_text(), service.service_ref
+#: Process modules written in parallel on another branch: their manifests exist already.
+PENDING_MODULES: set[str] = set()
+
+
+def test_every_process_command_names_code_that_exists():
+    for process in processes(PROD):
+        args = process.args
+        if args[:2] == ("bentoml", "serve"):
+            module, _, cls = args[2].partition(":")
+            source = importlib.util.find_spec(module).origin
+            assert f"class {cls}" in Path(source).read_text(), args[2]
+        else:
+            assert args[:2] == ("python", "-m"), args
+            if args[2] in PENDING_MODULES and importlib.util.find_spec(args[2]) is None:
+                continue
+            assert importlib.util.find_spec(args[2]) is not None, args[2]
     dockerfiles = sorted((PROJECT_ROOT / "orchestration" / "k8s").glob("Dockerfile.*"))
-    assert [d.suffix for d in dockerfiles] == [".bentos", ".code", ".flink"]
+    assert sorted(d.suffix.lstrip(".") for d in dockerfiles) == sorted(IMAGES)
+    assert {p.image for p in processes(PROD)} <= set(IMAGES)
     for dockerfile in dockerfiles:
         text = dockerfile.read_text()
         assert "constraints.txt" in text
         for line in text.splitlines():
             if line.startswith("COPY ") and not line.startswith("COPY --"):
-                for source in line.split()[1:-1]:
+                for source in line.rstrip(" \\").split()[1:-1]:
                     assert (PROJECT_ROOT / source).exists(), f"{dockerfile.name}: {source}"
 
 
@@ -135,7 +148,7 @@ def test_every_spark_asset_asks_for_spark_resources():
 
 
 def test_profile_is_chosen_in_one_place():
-    assert executor_for(Settings.from_env(environ={})) is None
+    assert executor_for(Settings.from_env(environ={})) is dg.in_process_executor
     production = executor_for(PROD)
     assert isinstance(production, dg.ExecutorDefinition)
     assert production.name == k8s_job_executor.name
@@ -149,11 +162,13 @@ def test_render_command_writes_yaml(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["k8s", "--out", str(tmp_path)])
     main()
     written = sorted(p.name for p in tmp_path.glob("*.yaml"))
-    assert written == [
-        "bentos.yaml",
-        "configmap.yaml",
-        "dagster-values.yaml",
-        "flink-deployment.yaml",
-    ]
-    objects = list(yaml.safe_load_all((tmp_path / "bentos.yaml").read_text()))
-    assert {o["kind"] for o in objects} == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert written == sorted(all_objects(PROD))
+    objects = list(yaml.safe_load_all((tmp_path / "services.yaml").read_text()))
+    kinds = {o["kind"] for o in objects}
+    assert kinds == {
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    }

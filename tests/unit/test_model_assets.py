@@ -1,6 +1,7 @@
 """The model assets in Dagster (in process, no services): the model-training asset trains
-exactly the configuration the study hands it, and a study with no completed trial stops
-the chain before any model exists, whatever older studies hold."""
+exactly the configuration the study hands it, the deployed model is that configuration
+refitted on every session (the held-out newest included), and a study with no completed
+trial stops the chain before any model exists, whatever older studies hold."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import dagster as dg
 import optuna
 import pytest
 
-from assets.models import ranker_study, split_training_set, two_tier_model
+from assets.models import deployed_model, ranker_study, split_training_set, two_tier_model
 from assets.resources import LakeResource
 from flashrec.recsys.automl.space import SearchSpace
 from flashrec.recsys.automl.study import open_storage, storage_path
 from flashrec.recsys.ranker import RankerConfig
-from flashrec.scoring import synthetic
 from flashrec.scoring.catalog_model import CatalogModel, training_data
 from flashrec.settings import Settings
+from tests import synthetic
 from tests.tiny_models import tiny_two_tier
 
 
@@ -40,6 +41,11 @@ def study_sized_training_set() -> dict:
 
 KEPT = ["trans_score", "trans_rank", "sess_count", "log_pop", "fused_rank", "user_views_1h"]
 CONSTRAINTS = [["trans_score", "trans_rank", "fused_rank"], ["sess_count", "log_pop"]]
+
+
+@dg.asset(name="sequence_model")
+def no_sequence_model() -> dict:
+    return {"config": None, "artifact": None}
 
 
 @dg.asset(name="ranker_study")
@@ -68,6 +74,36 @@ def test_model_asset_trains_the_studys_configuration(tmp_path: Path) -> None:
     assert model.recommend_for(["i001", "i002"], 5)
 
 
+@dg.asset(name="model_evaluation", deps=["ranker"])
+def fake_evaluation(ranker: str) -> None:
+    """What the real evaluation leaves on the artifact it judged: its held-out figures."""
+    model = CatalogModel.load(ranker)
+    model.metrics.update({"holdout_P@20": 12.5, "holdout_MRR@20": 4.5})
+    model.save(ranker)
+
+
+def test_the_deployed_model_is_the_evaluated_configuration_refitted_on_every_session(
+    tmp_path: Path,
+) -> None:
+    result = dg.materialize(
+        [fake_training_set, fake_study, two_tier_model, fake_evaluation, deployed_model],
+        resources={"lake": LakeResource(var_dir=str(tmp_path / "var"))},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    evaluated = CatalogModel.load(result.output_for_node("two_tier_model", "ranker"))
+    deployed = CatalogModel.load(result.output_for_node("deployed_model"))
+    split = _training_set(250)
+    usable = [s for s in [*split["train"], *split["held_out"]] if len(s) >= 2]
+    assert deployed.metrics["n_sessions"] == len(usable) > evaluated.metrics["n_sessions"]
+    assert deployed.model_version != evaluated.model_version
+    assert deployed.model.feature_names == evaluated.model.feature_names == KEPT
+    assert deployed.model.config.ranker.interaction_constraints == CONSTRAINTS
+    # the figures it was selected on travel with it
+    assert (deployed.metrics["holdout_P@20"], deployed.metrics["holdout_MRR@20"]) == (12.5, 4.5)
+    assert deployed.recommend_for(["i001", "i002"], 5)
+
+
 def _older_study(var: Path) -> dict:
     """A completed study from an earlier training set in the asset's storage, under the
     name every retrain resumed before studies were per training data; returns its params."""
@@ -86,7 +122,7 @@ def test_no_completed_trial_fails_the_study_and_trains_nothing(
     var = tmp_path / "var"
     older = _older_study(var)  # its best must not stand in for this retrain's
     result = dg.materialize(
-        [study_sized_training_set, ranker_study, two_tier_model],
+        [study_sized_training_set, no_sequence_model, ranker_study, two_tier_model],
         resources={"lake": LakeResource(var_dir=str(var))},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

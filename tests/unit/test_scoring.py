@@ -7,11 +7,11 @@ import json
 import pytest
 
 from flashrec.eventlog.base import LogRecord
-from flashrec.scoring import synthetic
 from flashrec.scoring.catalog import Catalog, ItemInfo, content_list, price_bands
 from flashrec.scoring.catalog_model import CatalogModel, TrainingSetTooSmall, training_data
 from flashrec.scoring.tiers import coalesce, parse_signal, session_state, shopper_states, user_state
 from flashrec.scoring.vocab import Vocabulary
+from tests import synthetic
 
 
 def _rec(i: int, **fields: str) -> LogRecord:
@@ -133,7 +133,7 @@ def test_tiny_training_set_is_refused(tmp_path) -> None:
 
 def test_scorer_side_imports_no_engine_and_no_training_code() -> None:
     code = (
-        "import sys, flashrec.scoring.cli, flashrec.scoring.scorer; "
+        "import sys, bentos.scorer_process, flashrec.scoring.scorer; "
         "bad = [m for m in ('bentoml', 'feast', 'pyspark', 'pyflink', 'dagster', 'xgboost', "
         "'faiss', 'flashrec.recsys') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
@@ -142,3 +142,96 @@ def test_scorer_side_imports_no_engine_and_no_training_code() -> None:
 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_model_failing_for_everyone_sets_no_shopper_aside() -> None:
+    """Error answers for several shoppers are retried shopper by shopper; when each fails
+    alone too, the model is at fault (not a query): nobody is dead-lettered."""
+    from flashrec.scoring.isolation import isolate
+    from flashrec.scoring.tiers import user_state
+
+    pairs = [(user_state(f"u{i}", {}), "champion") for i in range(6)]
+    queries = [{"recent_items": [f"i{i}"], "k": 5, "variant": "champion"} for i in range(6)]
+    broken = {"items": [], "scores": [], "model_version": "m", "error": "boom"}
+    calls: list[int] = []
+
+    def rank(qs):
+        calls.append(len(qs))
+        return [dict(broken) for _ in qs]
+
+    answers = [dict(broken) for _ in pairs]
+    poisoned: dict[str, str] = {}
+    isolate(rank, pairs, queries, answers, lambda a: not a.get("error"), poisoned, "champion")
+    assert poisoned == {} and len(calls) == 4  # gave up after the probe
+
+    def rank_one_bad(qs):
+        return [
+            dict(broken) if q["recent_items"] == ["i3"] else {"items": ["x"], "scores": [1.0]}
+            for q in qs
+        ]
+
+    answers = [dict(broken) for _ in pairs]
+    isolate(
+        rank_one_bad, pairs, queries, answers, lambda a: not a.get("error"), poisoned, "champion"
+    )
+    assert poisoned == {"u:u3": "model: boom"}
+    assert sum(1 for a in answers if not a.get("error")) == 5
+
+
+def test_a_batch_call_that_raises_for_everyone_alone_is_an_outage() -> None:
+    """The batched call raised and every shopper's own call raises too: not poison, the
+    model service is refusing everything, so everyone is deferred (ModelServiceDown)."""
+    import pytest
+
+    from flashrec.scoring.isolation import isolate
+    from flashrec.scoring.model_client import ModelServiceDown, QueryRejected
+    from flashrec.scoring.tiers import user_state
+
+    pairs = [(user_state(f"u{i}", {}), "champion") for i in range(3)]
+    queries = [{"recent_items": [f"i{i}"], "k": 5, "variant": "champion"} for i in range(3)]
+
+    def rank(qs):
+        raise QueryRejected("HTTP 400")
+
+    poisoned: dict[str, str] = {}
+    with pytest.raises(ModelServiceDown):
+        isolate(rank, pairs, queries, None, lambda a: True, poisoned, "champion")
+    assert poisoned == {}
+
+
+def _client_answering(*statuses: int):
+    """A ModelClient whose service answers ``statuses`` in turn (then 200), and the calls."""
+    import httpx
+
+    from flashrec.scoring.model_client import ModelClient
+
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = statuses[len(calls)] if len(calls) < len(statuses) else 200
+        calls.append(status)
+        return httpx.Response(status, json=[{"items": [], "scores": []}])
+
+    client = ModelClient("http://model.test")
+    client._http = httpx.Client(
+        base_url="http://model.test", transport=httpx.MockTransport(handler)
+    )
+    return client, calls
+
+
+def test_model_client_retries_a_full_queue_then_reports_the_outage() -> None:
+    from flashrec.scoring.model_client import ModelServiceDown, QueryRejected
+
+    client, calls = _client_answering(503, 503)
+    assert client.rank([{"recent_items": [], "k": 5}]) == [{"items": [], "scores": []}]
+    assert calls == [503, 503, 200]  # two retries, backing off, then the answer
+
+    client, calls = _client_answering(503, 503, 503)
+    with pytest.raises(ModelServiceDown, match="HTTP 503"):
+        client.rank([{"recent_items": [], "k": 5}])
+    assert calls == [503, 503, 503]  # three tries, no more
+
+    client, calls = _client_answering(422)
+    with pytest.raises(QueryRejected):
+        client.rank([{"recent_items": [], "k": 5}])
+    assert calls == [422]  # the query's fault: never retried

@@ -60,3 +60,35 @@ def test_sensor_launches_once_per_surge_against_a_real_instance():
         SensorCursor.parse(result.cursor).last_storage_id
         > SensorCursor.parse(cursor).last_storage_id
     )
+
+
+def test_live_lake_sensor_requests_each_day_that_grew(tmp_path, monkeypatch):
+    import json
+
+    from orchestration.live_sensors import live_lake_refresh
+
+    monkeypatch.setenv("FLASHREC_VAR_DIR", str(tmp_path))
+    day = tmp_path / "landing" / "live" / "dt=2026-12-07"
+    day.mkdir(parents=True)
+    (day / "part-a-0.jsonl").write_text("{}\n")
+    (day / ".part-a-1.jsonl.inprogress.x").write_text("{}\n")  # not finished: not counted
+    instance = dg.DagsterInstance.ephemeral()
+    first = live_lake_refresh(dg.build_sensor_context(instance=instance))
+    assert [r.partition_key for r in first.run_requests] == ["2026-12-07"]
+    assert json.loads(first.cursor) == {"2026-12-07": 1}
+    again = live_lake_refresh(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert not again.run_requests and again.cursor == first.cursor
+    (day / "part-a-1.jsonl").write_text("{}\n")
+    grown = live_lake_refresh(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    assert grown.run_requests[0].run_key == "live-2026-12-07-2"
+
+
+def test_rollout_sensor_launches_on_steps_and_records_looks_rarely():
+    from orchestration.rollout_sensor import RECORD_EVERY_S, plan
+
+    key, last = plan("canary", "m2@1", "shadow", 0.0, 1000.0)
+    assert key == "m2@1:shadow:canary" and last == 1000.0
+    key, last = plan("continue", "m2@1", "canary", 1000.0, 1010.0)
+    assert key is None and last == 1000.0
+    key, last = plan("continue", "m2@1", "canary", 1000.0, 1000.0 + RECORD_EVERY_S)
+    assert key is not None and key.startswith("m2@1:canary:continue") and last > 1000.0

@@ -37,3 +37,31 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [s.env for s in SETTINGS if f"`{s.env}`" not in readme]
     assert not missing, f"README.md does not document: {missing}"
+
+
+def test_component_configs_take_their_defaults_from_the_settings_module():
+    """Each tunable default is written once (``flashrec.settings``); a component's config
+    that restated one, with another value, would silently differ from the deployed one."""
+    import dataclasses
+
+    from bentos.gateway_config import GatewayConfig
+    from bentos.read_core import ServingConfig
+    from flashrec.ingest import IngestLimits
+    from flashrec.scoring.scorer import ScorerConfig
+    from flashrec.settings import SETTINGS, default_of
+
+    plain = {s.field for s in SETTINGS if not callable(s.default)}
+    mapped = {
+        ServingConfig: lambda f: f"serving_{f}" if f != "redis_url" else f,
+        ScorerConfig: lambda f: f"scorer_{f}",
+        IngestLimits: lambda f: f,
+        GatewayConfig: lambda f: {"max_batch": "gateway_max_batch"}.get(f, f),
+    }
+    checked = 0
+    for config, setting_of in mapped.items():
+        for f in dataclasses.fields(config):
+            name = setting_of(f.name)
+            if name in plain and f.default is not dataclasses.MISSING:
+                assert f.default == default_of(name), (config.__name__, f.name)
+                checked += 1
+    assert checked >= 15

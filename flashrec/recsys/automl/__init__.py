@@ -24,6 +24,7 @@ _EXPORTS = {
     "TrainingDataTooSmallError": "data",
     "best_two_tier_config": "choice",
     "two_tier_config": "choice",
+    "run_sequence_study": "sequence",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,6 +9,9 @@ their target among the candidates dropped, negatives sampled uniformly at ``neg_
 (both call ``flashrec.recsys.training_rows.ranking_rows``), shopper context rows attached
 to the tail's cases the same way.
 
+With a sequence model in the configuration, it is trained on the same head (or handed in
+already trained there, e.g. by the sequence study) and feeds the candidates and features.
+
 Embedding dimension only changes tier 1's embedding sources and features, so
 ``with_embedding_dim`` refits just the embeddings and ANN index on the cached head
 generator and rebuilds the matrices: one small cache entry per dimension.
@@ -20,6 +23,7 @@ import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +36,9 @@ from flashrec.recsys.model import TwoTierConfig
 from flashrec.recsys.ranker_features import FEATURE_NAMES
 from flashrec.recsys.shopper_features import ItemCategories, ShopperRow, shopper_context
 from flashrec.recsys.training_rows import ranking_rows
+
+if TYPE_CHECKING:
+    from flashrec.recsys.sequence.model import SequenceModel
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +129,9 @@ class RankingDataBuilder:
     max_valid_cases: int | None = None
     attributes: Mapping[int, str] | None = None
     shopper_rows: Sequence[Sequence[ShopperRow]] | None = None
+    # A sequence model already trained on this builder's head (None: trained here when the
+    # configuration has one).
+    sequence: SequenceModel | None = None
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -154,6 +164,13 @@ class RankingDataBuilder:
         self.generator = CandidateGenerator(copy.deepcopy(cfg.candidates)).fit(
             self.head, self.n_items, self.attributes
         )
+        if self.sequence is None and cfg.sequence is not None:
+            from flashrec.recsys.sequence.model import SequenceModel
+
+            self.sequence = SequenceModel(copy.deepcopy(cfg.sequence)).fit(
+                self.head, self.n_items, valid=self.valid_q
+            )
+        self.generator.sequence = self.sequence
         self._cache: dict[int, RankingData] = {}
 
     @property

@@ -1,10 +1,10 @@
 """The search space: ranker hyperparameters, feature groups, interaction constraints.
 
-WHY groups instead of single features: 33 on/off switches would need far more than 50
+WHY groups instead of single features: 37 on/off switches would need far more than 50
 trials; the groups follow how features are produced (one candidate source, the session,
-popularity, the last item, the fused list, the shopper's feature-store row), so switching
-one off is also a statement about which part of tier 1 (or of the feature store) the
-ranker can do without. WHY interaction constraints: a
+popularity, the last item, the fused list, the sequence model, the shopper's feature-store
+row), so switching one off is also a statement about which part of tier 1 (or of the
+feature store) the ranker can do without. WHY interaction constraints: a
 ranker whose trees may only combine features of one group (plus session context) is
 more regular on small event data, and the study tells whether that costs quality.
 
@@ -25,7 +25,7 @@ import optuna
 
 from flashrec.recsys.candidates import MATRIX_SOURCES
 from flashrec.recsys.ranker import RankerConfig
-from flashrec.recsys.ranker_features import FEATURE_NAMES
+from flashrec.recsys.ranker_features import FEATURE_NAMES, SEQUENCE_FEATURE_NAMES
 from flashrec.recsys.shopper_features import SHOPPER_FEATURE_NAMES
 
 #: Context features that every group may interact with in the "with_context" mode.
@@ -44,6 +44,7 @@ def feature_groups(names: Sequence[str] = FEATURE_NAMES) -> dict[str, list[str]]
         "popularity": ("log_pop", "log_recent_pop"),
         "last_item": ("trans_last", "trans_rev_last", "sr_last", "covis_last", "trans_prev"),
         "fusion": ("fused_score", "fused_rank", "n_sources"),
+        "sequence": tuple(SEQUENCE_FEATURE_NAMES),
         "shopper": tuple(SHOPPER_FEATURE_NAMES),
     }
     out: dict[str, list[str]] = {g: [] for g in rules}

@@ -15,6 +15,9 @@ opens a new study, ``<study_name>-<fingerprint of the data>``, whose first trial
 previous study's best parameters re-measured on the new data; "best" is judged on the
 current data alone, and a retrain that completes no trial fails whatever older studies
 hold. The same data again (a retried run) resumes its own study.
+
+Why one module of ~360 lines: one Optuna study's lifecycle (storage, warm start, pruning,
+selection) around one objective.
 """
 
 from __future__ import annotations

@@ -11,8 +11,20 @@ import java.net.Socket;
 import java.net.URI;
 import java.net.URLDecoder;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.TrustManagerFactory;
 
 /**
  * A tiny synchronous RESP2 client over a plain socket (no Jedis jar is available to PyFlink).
@@ -43,13 +55,20 @@ final class RespClient implements Closeable {
     }
 
     /**
-     * Connects to {@code redis://[[user]:password@]host[:port][/db]}; {@code readTimeoutMs} must be
-     * longer than any BLOCK time used with this client.
+     * Connects to {@code redis[s]://[[user]:password@]host[:port][/db][?query]}; {@code
+     * readTimeoutMs} must be longer than any BLOCK time used with this client.
+     *
+     * <p>{@code rediss://} is TLS, read the way redis-py reads the same URL, so one URL serves
+     * both sides of the job: the server's certificate must chain to a trusted CA (the JVM's
+     * trust store, or the PEM file named by {@code ssl_ca_certs}); its host name is checked only
+     * with {@code ssl_check_hostname=true} (redis-py's default is off).
      */
     static RespClient connect(String redisUrl, int readTimeoutMs) throws IOException {
         URI uri = URI.create(redisUrl);
-        if (!"redis".equals(uri.getScheme())) {
-            throw new IllegalArgumentException("only redis:// URLs are supported, got " + redisUrl);
+        boolean tls = "rediss".equals(uri.getScheme());
+        if (!tls && !"redis".equals(uri.getScheme())) {
+            throw new IllegalArgumentException(
+                    "only redis:// and rediss:// URLs are supported, got " + uri.getScheme() + "://");
         }
         String host = uri.getHost() == null ? "127.0.0.1" : uri.getHost();
         int port = uri.getPort() < 0 ? 6379 : uri.getPort();
@@ -58,6 +77,9 @@ final class RespClient implements Closeable {
         socket.setKeepAlive(true);
         socket.connect(new InetSocketAddress(host, port), 10_000);
         socket.setSoTimeout(readTimeoutMs);
+        if (tls) {
+            socket = startTls(socket, host, port, query(uri));
+        }
         RespClient client = new RespClient(socket);
         try {
             String userInfo = uri.getRawUserInfo();
@@ -84,6 +106,66 @@ final class RespClient implements Closeable {
 
     private static String decode(String s) {
         return URLDecoder.decode(s, StandardCharsets.UTF_8);
+    }
+
+    private static Map<String, String> query(URI uri) {
+        Map<String, String> out = new HashMap<>();
+        String raw = uri.getRawQuery();
+        if (raw == null || raw.isEmpty()) {
+            return out;
+        }
+        for (String pair : raw.split("&")) {
+            int eq = pair.indexOf('=');
+            if (eq > 0) {
+                out.put(decode(pair.substring(0, eq)), decode(pair.substring(eq + 1)));
+            }
+        }
+        return out;
+    }
+
+    /** The TLS handshake over an already connected socket; a failed one closes it. */
+    private static Socket startTls(Socket plain, String host, int port, Map<String, String> query)
+            throws IOException {
+        try {
+            SSLContext context = SSLContext.getInstance("TLS");
+            String caFile = query.get("ssl_ca_certs");
+            if (caFile == null) {
+                context.init(null, null, null); // the JVM's default trust store
+            } else {
+                context.init(null, trustOnly(Path.of(caFile)).getTrustManagers(), null);
+            }
+            SSLSocket tls = (SSLSocket) context.getSocketFactory().createSocket(plain, host, port, true);
+            if (Boolean.parseBoolean(query.getOrDefault("ssl_check_hostname", "false"))) {
+                SSLParameters params = tls.getSSLParameters();
+                params.setEndpointIdentificationAlgorithm("HTTPS");
+                tls.setSSLParameters(params);
+            }
+            tls.startHandshake();
+            return tls;
+        } catch (GeneralSecurityException | IOException | RuntimeException e) {
+            plain.close();
+            throw e instanceof IOException io ? io : new IOException("TLS to " + host + ":" + port, e);
+        }
+    }
+
+    /** A trust manager factory that trusts exactly the certificates of one PEM file. */
+    private static TrustManagerFactory trustOnly(Path pem)
+            throws IOException, GeneralSecurityException {
+        KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
+        store.load(null, null);
+        try (InputStream in = Files.newInputStream(pem)) {
+            int n = 0;
+            for (Certificate cert : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                store.setCertificateEntry("ca-" + n++, cert);
+            }
+            if (n == 0) {
+                throw new IOException("no certificate in ssl_ca_certs file " + pem);
+            }
+        }
+        TrustManagerFactory factory =
+                TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        factory.init(store);
+        return factory;
     }
 
     /** Sends one command and returns its reply. */

@@ -1,8 +1,9 @@
-"""``python -m flashrec.scoring run|once|status``: the scorer as a process.
+"""``python -m bentos.scorer_process run|once|status``: the background scorer as a process.
 
-WHY a features factory by name (``--features module:function``): flashrec must not import
-Feast, so the default reader (``bentos.scorer_features:feast_reader``) is loaded at run
-time; tests and benchmarks pass their own.
+The scoring logic is framework-free (``flashrec.scoring``); this is the service around it,
+beside the model service it calls. WHY a features factory by name (``--features
+module:function``): the default reader (``bentos.scorer_features:feast_reader``) imports
+Feast, which only ``run`` needs; tests and benchmarks pass their own.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def build(args: argparse.Namespace, settings: Settings) -> Scorer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flashrec.scoring")
+    parser = argparse.ArgumentParser(prog="python -m bentos.scorer_process")
     parser.add_argument("command", choices=("run", "once", "status"))
     parser.add_argument("--model-url", help="model service base URL")
     parser.add_argument("--features", default=DEFAULT_FEATURES, help="module:factory(settings)")
@@ -125,12 +126,16 @@ def main(argv: list[str] | None = None) -> int:
             pass
         print(json.dumps(read_status(scorer.client, scorer.log, scorer.config.group), indent=2))
         return 0
+    from flashrec.scoring import metrics
+
+    server = metrics.serve(scorer, settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     log.info("scorer %s/%s running", scorer.config.group, scorer.config.consumer)
     t0 = time.monotonic()
     scorer.run(stop)
+    server.stop()
     log.info("scorer stopped after %.0f s: %s", time.monotonic() - t0, scorer.stats)
     return 0
 
