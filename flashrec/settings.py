@@ -577,6 +577,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Stream job: checkpoint interval.",
     ),
     Setting(
+        "flink_checkpoint_timeout_s",
+        "FLASHREC_FLINK_CHECKPOINT_TIMEOUT_S",
+        90,
+        int,
+        "Stream job: a checkpoint not complete by then is abandoned and the job restarts from "
+        "the last complete one (Flink's default waits 10 minutes, during which nothing is "
+        "acknowledged on the log and no lake file commits).",
+    ),
+    Setting(
         "flink_parallelism",
         "FLASHREC_FLINK_PARALLELISM",
         1,
@@ -899,6 +908,7 @@ class Settings:
     sequence_epochs: int
     flink_checkpoint_dir: Path
     flink_checkpoint_interval_ms: int
+    flink_checkpoint_timeout_s: int
     flink_parallelism: int
     flink_jobmanager: str
     flink_execution_mode: str

@@ -82,6 +82,8 @@ def flink_configuration(config: JobConfig) -> dict[str, str]:
         "python.client.executable": sys.executable,
         "python.fn-execution.bundle.time": "10",  # process mode: don't hold results 1 s
         "execution.checkpointing.interval": f"{config.checkpoint_interval_ms} ms",
+        # No tolerated failures (Flink's default): an expired checkpoint restarts the job.
+        "execution.checkpointing.timeout": f"{config.checkpoint_timeout_s} s",
         "execution.checkpointing.dir": config.checkpoint_dir.as_uri(),
         "execution.checkpointing.savepoint-dir": (config.checkpoint_dir / "savepoints").as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",

@@ -36,6 +36,7 @@ BOUNDED_MODES = ("none", "drain", "idle")
 _FROM_SETTINGS: tuple[tuple[str, str], ...] = (
     ("flink_checkpoint_dir", "checkpoint_dir"),
     ("flink_checkpoint_interval_ms", "checkpoint_interval_ms"),
+    ("flink_checkpoint_timeout_s", "checkpoint_timeout_s"),
     ("flink_parallelism", "parallelism"),
     ("flink_jobmanager", "jobmanager"),
     ("flink_execution_mode", "execution_mode"),
@@ -60,6 +61,7 @@ class JobConfig:
     # -- from Settings (``from_settings``; their defaults are written there) --------------
     checkpoint_dir: Path
     checkpoint_interval_ms: int
+    checkpoint_timeout_s: int
     parallelism: int
     jobmanager: str  # "local" (mini-cluster) or "host:port" of a REST endpoint
     execution_mode: str

@@ -48,6 +48,7 @@ def flink_deployment(settings: Settings) -> dict[str, Any]:
             "flinkConfiguration": {
                 "taskmanager.numberOfTaskSlots": str(parallelism),
                 "execution.checkpointing.interval": f"{settings.flink_checkpoint_interval_ms}ms",
+                "execution.checkpointing.timeout": f"{settings.flink_checkpoint_timeout_s}s",
                 "execution.checkpointing.mode": "EXACTLY_ONCE",
                 "execution.checkpointing.dir": object_store(settings, "flink", "checkpoints"),
                 "execution.checkpointing.savepoint-dir": object_store(
