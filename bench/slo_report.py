@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 
 from bench import stats
 from bench.stats import histogram_quantile, percentile
@@ -500,6 +501,38 @@ def leg_breakdown(run: SloRun) -> list[tuple[str, float, float, int]]:
     ]
 
 
+def table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str], align: str, markdown: bool = False
+) -> list[str]:
+    """Rows of already formatted cells as lines: aligned columns for the console (indented
+    two spaces), a pipe table for the report. ``align``: one of l/r per column."""
+    colalign = ["right" if a == "r" else "left" for a in align]
+    text = tabulate(
+        rows, headers=headers, tablefmt="pipe" if markdown else "simple",
+        colalign=colalign, disable_numparse=True,
+    )  # fmt: skip
+    lines = text.splitlines()
+    return lines if markdown else [f"  {line}" for line in lines]
+
+
+def quiet_rows(run: SloRun) -> list[list[Any]]:
+    return [
+        [
+            r.name,
+            fmt(r.sat_rps, 0),
+            fmt(r.offered_rps, 0),
+            f"{r.rps:.0f}",
+            fmt(r.p50_ms, 2),
+            fmt(r.p99_ms, 2),
+            fmt(r.srv_p50_ms, 2),
+            fmt(r.srv_p99_ms, 2),
+            fmt(r.cpu_us, 0),
+            r.errors,
+        ]  # fmt: skip
+        for r in run.quiet
+    ]
+
+
 def console(run: SloRun) -> str:
     """The side-by-side table printed to stdout."""
     lines = []
@@ -514,16 +547,12 @@ def console(run: SloRun) -> str:
         "reads, quiet phase (same shoppers, same bytes, same cores, open loop at a fixed "
         "offered rate, latency from each request's due time):"
     )
-    lines.append(
-        f"  {'server':<12}{'sat rps':>8}{'offered':>8}{'achieved':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'srv p50':>9}{'srv p99':>9}{'cpu us/req':>11}{'errors':>8}"
-    )
-    for r in run.quiet:
-        lines.append(
-            f"  {r.name:<12}{fmt(r.sat_rps, 0):>8}{fmt(r.offered_rps, 0):>8}{r.rps:>9.0f}"
-            f"{fmt(r.p50_ms, 2):>9}{fmt(r.p99_ms, 2):>9}{fmt(r.srv_p50_ms, 2):>9}"
-            f"{fmt(r.srv_p99_ms, 2):>9}{fmt(r.cpu_us, 0):>11}{r.errors:>8}"
-        )
+    lines += table(
+        quiet_rows(run),
+        ["server", "sat rps", "offered", "achieved", "p50 ms", "p99 ms", "srv p50", "srv p99",
+         "cpu us/req", "errors"],
+        "lrrrrrrrrr",
+    )  # fmt: skip
     h = headline(run)
     if not math.isnan(h.sat_share):
         lines.append(f"  read API / bare ASGI saturation throughput: {h.sat_share:.0%}")
@@ -531,39 +560,50 @@ def console(run: SloRun) -> str:
     lines.append(
         "flash-sale surge (events through the gateway + open-loop reads at the same time):"
     )
-    lines.append(
-        f"  {'events/s':>9}{'achieved':>9}{'lag F/S':>12}{'read rps':>9}{'p50 ms':>8}"
-        f"{'p99 ms':>8}{'srv p99':>8}  {'click->list p50/p99 ms':<34}{'sold-out->gone p50/p99 ms'}"
-    )
-    for s in summarize_stages(run):
-        lines.append(
-            f"  {s.rate:>9.0f}{fmt(s.achieved_eps, 0):>9}"
-            f"{fmt(s.flink_lag_end, 0) + '/' + fmt(s.scorer_lag_end, 0):>12}"
-            f"{fmt(s.read_rps, 0):>9}{fmt(s.read_p50_ms, 2):>8}{fmt(s.read_p99_ms, 2):>8}"
-            f"{fmt(s.srv_p99_ms, 2):>8}  {probe_cell(s.click, s.click_unchanged):<34}"
-            f"{probe_cell(s.soldout, s.soldout_superseded, 'superseded')}"
-        )
+    lines += table(
+        [
+            [
+                f"{s.rate:.0f}", fmt(s.achieved_eps, 0),
+                f"{fmt(s.flink_lag_end, 0)}/{fmt(s.scorer_lag_end, 0)}", fmt(s.read_rps, 0),
+                fmt(s.read_p50_ms, 2), fmt(s.read_p99_ms, 2), fmt(s.srv_p99_ms, 2),
+                probe_cell(s.click, s.click_unchanged),
+                probe_cell(s.soldout, s.soldout_superseded, "superseded"),
+            ]  # fmt: skip
+            for s in summarize_stages(run)
+        ],
+        ["events/s", "achieved", "lag F/S", "read rps", "p50 ms", "p99 ms", "srv p99",
+         "click->list p50/p99 ms", "sold-out->gone p50/p99 ms"],
+        "rrrrrrrll",
+    )  # fmt: skip
     breakdown = leg_breakdown(run)
     if breakdown:
         top = max(st.rate for st in run.stages)
         lines.append("")
         lines.append(f"click -> updated list, leg by leg at {top:.0f} events/s (ms):")
-        lines.append(f"  {'leg':<34}{'p50':>8}{'p99':>8}{'n':>6}")
-        for leg, p50, p99, n in breakdown:
-            lines.append(f"  {leg:<34}{fmt(p50, 1):>8}{fmt(p99, 1):>8}{n:>6}")
+        lines += table(
+            [[leg, fmt(p50, 1), fmt(p99, 1), n] for leg, p50, p99, n in breakdown],
+            ["leg", "p50", "p99", "n"],
+            "lrrr",
+        )
     lines.append("")
     lines.append("answers by source (surge | quiet read API):")
-    surge = source_shares(surge_served(run))
-    quiet = source_shares(run.quiet_served)
-    for key, label in GROUPS:
-        lines.append(f"  {label:<34}{_pct(surge[key]):>7} |{_pct(quiet[key]):>7}")
-    sd, qd = degraded_shares(run)
-    lines.append(f"  {DEGRADED_LABEL:<34}{_pct(sd):>7} |{_pct(qd):>7}")
+    lines += table(source_rows(run), ["source", "surge", "quiet"], "lrr")
     lines.append("errors: " + (", ".join(f"{k}={v}" for k, v in run.errors.items()) or "none"))
     lines.append("")
-    for target, reached, verdict, note in targets(run):
-        lines.append(f"  {verdict:<7}{target:<58}{reached:>12}  {note}")
+    lines += table(
+        [[verdict, target, reached, note] for target, reached, verdict, note in targets(run)],
+        ["verdict", "target", "reached", "conditions"],
+        "llrl",
+    )
     return "\n".join(lines)
+
+
+def source_rows(run: SloRun) -> list[list[str]]:
+    """Share of answers per source group, surge and quiet, then the degraded share."""
+    surge = source_shares(surge_served(run))
+    quiet = source_shares(run.quiet_served)
+    rows = [[label, _pct(surge[key]), _pct(quiet[key])] for key, label in GROUPS]
+    return [*rows, [DEGRADED_LABEL, *map(_pct, degraded_shares(run))]]
 
 
 CONSOLE_META = ("ramp", "quiet_s", "model", "dagster")
@@ -637,16 +677,14 @@ def markdown(run: SloRun, plots: dict[str, str], last: str) -> str:
         "saturation throughput), then both at half the bare app's saturation rate for "
         f"{m.get('quiet_s', '?')} s (p50/p99 over every request).",
         "",
-        "| server | saturation rps | offered rps | achieved rps | p50 ms | p99 ms | "
-        "server p50 ms | server p99 ms | CPU us/request | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in run.quiet:
-        out.append(
-            f"| {r.name} | {fmt(r.sat_rps, 0)} | {fmt(r.offered_rps, 0)} | {r.rps:.0f} | "
-            f"{fmt(r.p50_ms, 2)} | {fmt(r.p99_ms, 2)} | {fmt(r.srv_p50_ms, 2)} | "
-            f"{fmt(r.srv_p99_ms, 2)} | {fmt(r.cpu_us, 0)} | {r.errors} |"
-        )
+    out += table(
+        quiet_rows(run),
+        ["server", "saturation rps", "offered rps", "achieved rps", "p50 ms", "p99 ms",
+         "server p50 ms", "server p99 ms", "CPU us/request", "errors"],
+        "lrrrrrrrrr",
+        markdown=True,
+    )  # fmt: skip
     if not math.isnan(h.sat_share):
         out += [
             "",
@@ -667,18 +705,24 @@ def markdown(run: SloRun, plots: dict[str, str], last: str) -> str:
         f"({run.meta.get('drain_s', '?')} s after the ramp), counted as slower than every "
         "seen one).",
         "",
-        "| events/s | achieved | Flink lag | scorer lag | sustained | read rps | read p50 ms "
-        "| read p99 ms | server p99 ms | click -> updated list | sold-out -> gone |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|",
     ]
-    for s in summarize_stages(run):
-        out.append(
-            f"| {s.rate:.0f} | {fmt(s.achieved_eps, 0)} | {fmt(s.flink_lag_end, 0)} | "
-            f"{fmt(s.scorer_lag_end, 0)} | {'yes' if s.sustained else 'no'} | "
-            f"{fmt(s.read_rps, 0)} | {fmt(s.read_p50_ms, 2)} | {fmt(s.read_p99_ms, 2)} | "
-            f"{fmt(s.srv_p99_ms, 2)} | {probe_cell(s.click, s.click_unchanged)} | "
-            f"{probe_cell(s.soldout, s.soldout_superseded, 'superseded')} |"
-        )
+    out += table(
+        [
+            [
+                f"{s.rate:.0f}", fmt(s.achieved_eps, 0), fmt(s.flink_lag_end, 0),
+                fmt(s.scorer_lag_end, 0), "yes" if s.sustained else "no", fmt(s.read_rps, 0),
+                fmt(s.read_p50_ms, 2), fmt(s.read_p99_ms, 2), fmt(s.srv_p99_ms, 2),
+                probe_cell(s.click, s.click_unchanged),
+                probe_cell(s.soldout, s.soldout_superseded, "superseded"),
+            ]
+            for s in summarize_stages(run)
+        ],
+        ["events/s", "achieved", "Flink lag", "scorer lag", "sustained", "read rps",
+         "read p50 ms", "read p99 ms", "server p99 ms", "click -> updated list",
+         "sold-out -> gone"],
+        "rrrrlrrrrll",
+        markdown=True,
+    )  # fmt: skip
     out += [
         "",
         "- *click -> updated list*: a click of a warm, known probe shopper (10+ recent items, "
@@ -698,17 +742,9 @@ def markdown(run: SloRun, plots: dict[str, str], last: str) -> str:
         if name in plots:
             out.append(f"![{name}]({plots[name]})")
             out.append("")
-    surge, quiet = source_shares(surge_served(run)), source_shares(run.quiet_served)
+    out += ["## Answers by source", ""]
+    out += table(source_rows(run), ["source", "surge", "quiet"], "lrr", markdown=True)
     out += [
-        "## Answers by source",
-        "",
-        "| source | surge | quiet |",
-        "|---|---:|---:|",
-    ]
-    out += [f"| {label} | {_pct(surge[key])} | {_pct(quiet[key])} |" for key, label in GROUPS]
-    sd, qd = degraded_shares(run)
-    out += [
-        f"| {DEGRADED_LABEL} | {_pct(sd)} | {_pct(qd)} |",
         "",
         "*Degraded* answers are counted inside the rows above: when the read API's one Redis "
         "round trip takes longer than its bound (`FLASHREC_SERVING_REDIS_TIMEOUT_MS`, 100 ms) "
@@ -723,14 +759,13 @@ def markdown(run: SloRun, plots: dict[str, str], last: str) -> str:
         "",
     ]
     out += [f"- {k}: {v}" for k, v in run.errors.items()] or ["- none"]
-    out += [
-        "",
-        "## Targets",
-        "",
-        "| target | reached | verdict | conditions |",
-        "|---|---:|---|---|",
-    ]
-    out += [f"| {t} | {r} | {v} | {n} |" for t, r, v, n in targets(run)]
+    out += ["", "## Targets", ""]
+    out += table(
+        [list(row) for row in targets(run)],
+        ["target", "reached", "verdict", "conditions"],
+        "lrll",
+        markdown=True,
+    )
     if m.get("notes"):
         out += ["", "## Notes", ""] + [f"- {n}" for n in m["notes"]]
     out += ["", "```", last, "```", ""]

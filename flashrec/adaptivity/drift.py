@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 PSI_WARN = 0.1
 PSI_DRIFT = 0.25
@@ -50,7 +50,8 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     edges[0], edges[-1] = -np.inf, np.inf
     e = np.histogram(expected, edges)[0] / len(expected) + _EPS
     a = np.histogram(actual, edges)[0] / len(actual) + _EPS
-    return float(np.sum((a - e) * np.log(a / e)))
+    # PSI = sum((a - e) * ln(a / e)): the symmetric Kullback-Leibler divergence of the bins.
+    return float(np.sum(special.rel_entr(a, e) + special.rel_entr(e, a)))
 
 
 @dataclass(frozen=True)
