@@ -103,11 +103,14 @@ PRESETS = {
     "default": Scenario("default", 25.0, 60, 240.0, 1200.0, 45.0, True, 600.0, 240.0),
     "ci": Scenario(
         "ci",
-        15.0,
-        30,
-        240.0,
+        # 20 steps/s over 40 open sessions: the canary reaches its sample sooner than at
+        # 15/30 (the default preset runs 25/60 on the same 2 cores); 150 s of live traffic
+        # before the shift are most of the drift's reference window (0.05 h = 180 s).
+        20.0,
+        40,
+        150.0,
         1200.0,
-        30.0,
+        15.0,
         False,
         0.0,
         240.0,
