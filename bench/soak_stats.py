@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 
 @dataclass
@@ -12,7 +15,7 @@ class Sample:
     events: int  # events accepted into the log so far
     rss_mb: dict[str, float] = field(default_factory=dict)  # per component (process tree)
     redis_mb: float = 0.0
-    checkpoint_mb: float = 0.0
+    checkpoint_mb: float = 0.0  # NaN: no reading (the checkpoint was replaced mid-walk)
     flink_lag: int = 0
     scorer_lag: int = 0
 
@@ -22,16 +25,15 @@ class Sample:
 
 
 def slope_per_million(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Least-squares slope of ``ys`` (MB) against ``xs`` (events), in MB per million events."""
-    n = len(xs)
-    if n < 2:
+    """Least-squares slope of ``ys`` (MB) against ``xs`` (events), in MB per million events;
+    points without a reading (NaN) are left out."""
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    known = ~np.isnan(y)
+    x, y = x[known], y[known]
+    if len(x) < 2 or np.ptp(x) == 0:
         return float("nan")
-    mx, my = sum(xs) / n, sum(ys) / n
-    var = sum((x - mx) ** 2 for x in xs)
-    if var == 0:
-        return float("nan")
-    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    return cov / var * 1e6
+    dx = x - x.mean()
+    return float(np.dot(dx, y - y.mean()) / np.dot(dx, dx) * 1e6)
 
 
 def after_warmup(samples: Sequence[Sample], warmup_events: int) -> list[Sample]:
@@ -62,5 +64,5 @@ def level(samples: Sequence[Sample], warmup_events: int, key: str) -> tuple[floa
         "redis": lambda s: s.redis_mb,
         "checkpoint": lambda s: s.checkpoint_mb,
     }[key]
-    values = [get(s) for s in kept] or [float("nan")]
+    values = [v for v in (get(s) for s in kept) if not math.isnan(v)] or [float("nan")]
     return min(values), max(values)

@@ -32,3 +32,10 @@ def test_every_window_scales_with_the_soak() -> None:
     assert int(w["FLASHREC_FLINK_SESSION_TTL_S"]) < int(w["FLASHREC_FLINK_USER_TTL_S"]) <= 120
     assert int(w["FLASHREC_EVENTS_MAXLEN"]) == 600_000
     assert all(int(v) > 0 for v in w.values())
+
+
+def test_a_sample_without_a_reading_is_left_out_of_the_fit() -> None:
+    samples = [Sample(t=i, events=i * 1_000_000, checkpoint_mb=8.0) for i in range(4)]
+    samples[2].checkpoint_mb = math.nan  # the checkpoint was replaced while it was measured
+    assert slopes(samples, 0)["checkpoint"] == 0.0
+    assert level(samples, 0, "checkpoint") == (8.0, 8.0)
