@@ -5,7 +5,8 @@
   ``serving.keys`` / ``serving.cache`` (the Redis key and cached-list contract);
 - the logic the services run but do not own: ``scoring`` (the scorer's loop and tiers),
   ``recsys`` (the two-tier model, its AutoML and the sequence model), ``adaptivity``
-  (drift, the rollout and its sequential test), ``attribution``, ``live_candidates``;
+  (drift, the rollout and its sequential test), ``attribution``, ``live_candidates``, and
+  ``supervised_loop`` (the step-and-back-off loop of the scorer and attribution workers);
 - the event log clients (``eventlog``: Redis Streams, Kafka) and the load generator
   (``simulator``, ``publish``) used by the demo and the benchmarks.
 

@@ -49,6 +49,7 @@ from flashrec.eventlog.base import EventLog, LogRecord
 from flashrec.serving import keys
 from flashrec.serving.cache import parse_impression
 from flashrec.serving.policy import Impression
+from flashrec.supervised_loop import run_until_stopped
 
 log = logging.getLogger("flashrec.attribution")
 
@@ -56,7 +57,6 @@ GROUP = "attribution"
 ATTRIBUTED = {"click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
 SEEN_BUCKET_MS = 600_000
 PER_SHOPPER = 20
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
 
 def status_key() -> str:
@@ -337,26 +337,22 @@ class AttributionWorker:
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Loop until ``stop``; Redis outages and poison records are waited out/logged."""
-        stop = stop or threading.Event()
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                self.step()
-                backoff = 0.2
-            except REDIS_ERRORS as exc:
-                self.stats.errors += 1
-                self.stats.last_error = f"redis: {exc}"[:300]
-                log.warning("Redis unreachable, retrying: %s", exc)
-                self._started = False
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # noqa: BLE001 - a supervised loop never dies of one batch
-                self.stats.errors += 1
-                self.stats.last_error = repr(exc)[:300]
-                log.exception("attribution step failed; retrying")
-                self._started = False
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        run_until_stopped(
+            self.step, stop or threading.Event(),
+            on_redis_error=self._redis_lost, on_error=self._step_failed,
+        )  # fmt: skip
+
+    def _redis_lost(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"redis: {exc}"[:300]
+        log.warning("Redis unreachable, retrying: %s", exc)
+        self._started = False
+
+    def _step_failed(self, exc: Exception) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = repr(exc)[:300]
+        log.exception("attribution step failed; retrying")
+        self._started = False
 
 
 def _event_of(payload: str) -> dict[str, Any] | None:

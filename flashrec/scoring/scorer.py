@@ -57,6 +57,7 @@ from flashrec.scoring.tiers import (
 )
 from flashrec.serving import cache, keys
 from flashrec.settings import default_of
+from flashrec.supervised_loop import REDIS_ERRORS, run_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ RankFn = Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]]
 AbConfigFn = Callable[[], tuple[dict[str, float], frozenset[str]]]
 RolloutFn = Callable[[], RolloutState | None]
 DEFAULT_VARIANT = "champion"
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, OSError)
 
 
 def status_key(group: str) -> str:
@@ -658,26 +658,22 @@ class Scorer:
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Loop until ``stop`` is set; Redis outages are waited out, then re-warmed."""
-        stop = stop or threading.Event()
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                self.step()
-                backoff = 0.2
-            except REDIS_ERRORS as exc:
-                self.stats.redis_errors += 1
-                self.stats.last_error = f"redis: {exc}"[:300]
-                if not self._rewarm:
-                    log.warning("Redis unreachable, retrying: %s", exc)
-                self._rewarm = True
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # noqa: BLE001 - a supervised loop never dies of one batch
-                self.stats.step_errors += 1
-                self.stats.last_error = repr(exc)[:300]
-                log.exception("scorer step failed; its signals stay pending for a retry")
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+        run_until_stopped(
+            self.step, stop or threading.Event(),
+            on_redis_error=self._redis_lost, on_error=self._step_failed,
+        )  # fmt: skip
+
+    def _redis_lost(self, exc: BaseException) -> None:
+        self.stats.redis_errors += 1
+        self.stats.last_error = f"redis: {exc}"[:300]
+        if not self._rewarm:
+            log.warning("Redis unreachable, retrying: %s", exc)
+        self._rewarm = True
+
+    def _step_failed(self, exc: Exception) -> None:
+        self.stats.step_errors += 1
+        self.stats.last_error = repr(exc)[:300]
+        log.exception("scorer step failed; its signals stay pending for a retry")
 
 
 def _sane(items: Any, scores: Any) -> bool:
