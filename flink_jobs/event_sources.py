@@ -125,30 +125,11 @@ def reset_features_group(config: JobConfig) -> bool:
 
 def features_stream(env: Any, config: JobConfig, stop: Bounds) -> Any:
     """The features source as a DataStream of ``str`` at ``config.consumers`` parallelism."""
-    from pyflink.common import Types, WatermarkStrategy
-
-    if config.backend == "kafka":
-        from flink_jobs.kafka_source import kafka_events_source
-
-        source = kafka_events_source(
-            config.settings, config.group, start="earliest", stop_offsets=stop.kafka_offsets
-        )
-        name = "kafka-events"
-    else:
-        from flink_jobs.redis_source import redis_stream_source
-
-        s = config.settings
-        source = redis_stream_source(
-            s.redis_url, s.events_stream, config.group,
-            consumers=config.consumers, consumer_prefix=config.consumer_prefix,
-            batch_size=config.batch_size, block_ms=config.block_ms,
-            stop_after_empty_polls=stop.redis_idle_polls, stop_at_id=stop.redis_stop_at,
-            emit_ids=True,
-        )  # fmt: skip
-        name = "redis-events"
-    return env.from_source(
-        source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING()
-    ).set_parallelism(config.consumers)
+    return _events_stream(
+        env, config, stop, "events", group=config.group, kafka_start="earliest",
+        consumers=config.consumers, consumer_prefix=config.consumer_prefix,
+        block_ms=config.block_ms, emit_ids=True,
+    )  # fmt: skip
 
 
 def lake_stream(env: Any, config: JobConfig, stop: Bounds) -> Any:
@@ -157,26 +138,39 @@ def lake_stream(env: Any, config: JobConfig, stop: Bounds) -> Any:
     One reader is plenty (either source reads far more than the job processes), and the
     bounded modes end it together with the features source.
     """
+    return _events_stream(
+        env, config, stop, "events-lake", group=config.lake_group, kafka_start="committed",
+        consumers=1, consumer_prefix="lake", block_ms=max(config.block_ms, 50), emit_ids=False,
+    )  # fmt: skip
+
+
+def _events_stream(
+    env: Any, config: JobConfig, stop: Bounds, name: str, *, group: str, kafka_start: str,
+    consumers: int, consumer_prefix: str, block_ms: int, emit_ids: bool,
+) -> Any:  # fmt: skip
+    """One consumer group's source on the configured log, as a DataStream of ``str``
+    (``<backend>-<name>`` in the job graph; Kafka ids are not emitted, ``emit_ids`` is for
+    the Redis source's entry ids)."""
     from pyflink.common import Types, WatermarkStrategy
 
     if config.backend == "kafka":
         from flink_jobs.kafka_source import kafka_events_source
 
         source = kafka_events_source(
-            config.settings, config.lake_group, start="committed", stop_offsets=stop.kafka_offsets
+            config.settings, group, start=kafka_start, stop_offsets=stop.kafka_offsets
         )
-        name = "kafka-events-lake"
     else:
         from flink_jobs.redis_source import redis_stream_source
 
         s = config.settings
         source = redis_stream_source(
-            s.redis_url, s.events_stream, config.lake_group,
-            consumers=1, consumer_prefix="lake", batch_size=config.batch_size,
-            block_ms=max(config.block_ms, 50), stop_after_empty_polls=stop.redis_idle_polls,
-            stop_at_id=stop.redis_stop_at, emit_ids=False,
+            s.redis_url, s.events_stream, group,
+            consumers=consumers, consumer_prefix=consumer_prefix,
+            batch_size=config.batch_size, block_ms=block_ms,
+            stop_after_empty_polls=stop.redis_idle_polls, stop_at_id=stop.redis_stop_at,
+            emit_ids=emit_ids,
         )  # fmt: skip
-        name = "redis-events-lake"
     return env.from_source(
-        source, WatermarkStrategy.no_watermarks(), name, type_info=Types.STRING()
-    ).set_parallelism(1)
+        source, WatermarkStrategy.no_watermarks(), f"{config.backend}-{name}",
+        type_info=Types.STRING(),
+    ).set_parallelism(consumers)  # fmt: skip
